@@ -1,0 +1,74 @@
+"""Run the model server: ``MODEL_NAME=... MODEL_BASE_PATH=... python -m models.server``.
+
+gRPC on GRPC_PORT (8500) and REST on REST_PORT (8501) start at once and answer UNAVAILABLE /
+LOADING until the model is loaded and warmed up, as TF-Serving does. SIGTERM or SIGINT stops
+accepting work, lets in-flight calls finish for up to SHUTDOWN_GRACE_S seconds, then exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+import waitress
+
+from models.server.grpc_service import create_grpc_server
+from models.server.model import LiteRTModel
+from models.server.rest import create_rest_app
+from models.server.settings import Settings, SettingsError
+
+SHUTDOWN_GRACE_S = 5.0
+log = logging.getLogger("models.server")
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"models.server: {exc}", file=sys.stderr)
+        return 2
+    model = LiteRTModel(settings)
+    grpc_server = create_grpc_server(model, workers=max(4, settings.interpreters * 2),
+                                     max_message_bytes=settings.max_request_bytes)
+    grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    rest_server = waitress.create_server(create_rest_app(model, settings.max_request_bytes), host=settings.host,
+                                         port=settings.rest_port, threads=max(4, settings.interpreters * 2),
+                                         ident="models.server")
+    grpc_server.start()
+    log.info("serving %s: gRPC on %s:%d, REST on %s:%d", settings.model_name, settings.host, grpc_port,
+             settings.host, rest_server.effective_port)
+
+    def load() -> None:
+        try:
+            model.load()
+        except Exception:
+            log.critical("exiting: the model could not be loaded")
+            signal.raise_signal(signal.SIGTERM)
+
+    threading.Thread(target=load, name="load", daemon=True).start()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(0 if model.ready or signum != signal.SIGTERM else 1)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        rest_server.run()
+    except SystemExit as exit_:
+        code = exit_.code
+    else:
+        code = 0
+    finally:
+        log.info("shutting down")
+        grpc_server.stop(SHUTDOWN_GRACE_S).wait()
+        rest_server.close()
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

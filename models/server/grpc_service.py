@@ -1,0 +1,115 @@
+"""tensorflow.serving.PredictionService (Predict, GetModelMetadata) over one LiteRTModel."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from typing import Any, Callable
+
+import grpc
+from google.protobuf import any_pb2, wrappers_pb2
+
+from models.server.errors import InvalidArgument, ServingError
+from models.server.model import SIGNATURE, LiteRTModel, TensorSpec
+from protocol import tensors
+from protocol.generated import predict_pb2, predict_pb2_grpc, tensor_pb2
+
+log = logging.getLogger(__name__)
+
+
+class ErrorMappingInterceptor(grpc.ServerInterceptor):
+    """The one place where ServingError becomes a gRPC status (and anything else INTERNAL)."""
+
+    def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return inner(request, context)
+            except ServingError as error:
+                context.abort(error.grpc_code, error.message)
+            except tensors.TensorEncodingError as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            except Exception as error:  # keep serving; the client gets INTERNAL with the reason
+                log.exception("internal error in %s", handler_call_details.method)
+                context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+
+def _version(spec: predict_pb2.ModelSpec) -> int | None:
+    if spec.WhichOneof("version_choice") == "version_label":
+        raise InvalidArgument("version labels are not supported; use a numeric version")
+    return spec.version.value if spec.HasField("version") else None
+
+
+def _check_signature(spec: predict_pb2.ModelSpec) -> None:
+    if spec.signature_name not in ("", SIGNATURE):
+        raise InvalidArgument(f'Serving signature name: "{spec.signature_name}" not found in signature def')
+
+
+def _tensor_info(spec: TensorSpec) -> tensor_pb2.TensorInfo:
+    return tensor_pb2.TensorInfo(name=spec.tensor_name, dtype=tensors.proto_dtype(spec.dtype),
+                                 tensor_shape=tensors.shape_proto(spec.shape))
+
+
+class PredictionService(predict_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, model: LiteRTModel):
+        self.model = model
+
+    def _spec(self, request_spec: predict_pb2.ModelSpec) -> predict_pb2.ModelSpec:
+        return predict_pb2.ModelSpec(name=self.model.name, signature_name=SIGNATURE,
+                                     version=wrappers_pb2.Int64Value(value=self.model.version or 0))
+
+    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext) -> predict_pb2.PredictResponse:
+        model = self.model
+        model.check(request.model_spec.name, _version(request.model_spec))
+        _check_signature(request.model_spec)
+        assert model.input is not None and model.output is not None
+        if len(request.inputs) != 1:
+            raise InvalidArgument(f"the model has one input ({model.input.name!r}), got {sorted(request.inputs)}")
+        unknown = set(request.output_filter) - {model.output.name}
+        if unknown:
+            raise InvalidArgument(f"output tensor alias not found in signature: {sorted(unknown)[0]}")
+        proto = next(iter(request.inputs.values()))
+        # Bound the allocation: typed *_val fields may declare a huge shape with few values.
+        limit = model.settings.max_request_bytes // model.input.dtype.itemsize
+        batch = tensors.to_array(proto, max_elements=limit)
+        result = model.predict(model.validate(batch))
+        return predict_pb2.PredictResponse(model_spec=self._spec(request.model_spec),
+                                           outputs={model.output.name: tensors.to_proto(result)})
+
+    def GetModelMetadata(self, request: predict_pb2.GetModelMetadataRequest,
+                         context: grpc.ServicerContext) -> predict_pb2.GetModelMetadataResponse:
+        model = self.model
+        model.check(request.model_spec.name, _version(request.model_spec))
+        fields = set(request.metadata_field)
+        if fields != {"signature_def"}:
+            raise InvalidArgument("metadata_field must be exactly ['signature_def']")
+        assert model.input is not None and model.output is not None
+        signature = tensor_pb2.SignatureDef(
+            inputs={model.input.name: _tensor_info(model.input)},
+            outputs={model.output.name: _tensor_info(model.output)},
+            method_name="tensorflow/serving/predict")
+        packed = any_pb2.Any()
+        packed.Pack(predict_pb2.SignatureDefMap(signature_def={SIGNATURE: signature}))
+        return predict_pb2.GetModelMetadataResponse(model_spec=self._spec(request.model_spec),
+                                                    metadata={"signature_def": packed})
+
+
+def create_grpc_server(model: LiteRTModel, workers: int, max_message_bytes: int) -> grpc.Server:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        interceptors=[ErrorMappingInterceptor()],
+        options=[("grpc.max_receive_message_length", max_message_bytes),
+                 ("grpc.max_send_message_length", max_message_bytes)],
+        # Past this many queued calls new ones fail fast with RESOURCE_EXHAUSTED instead of waiting.
+        maximum_concurrent_rpcs=workers * 4,
+    )
+    predict_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(model), server)
+    return server

@@ -1,0 +1,151 @@
+"""One served model: the newest version's .tflite behind a pool of LiteRT interpreters.
+
+Each interpreter serves one request at a time (LiteRT interpreters are not thread-safe);
+``invoke`` releases the GIL, so a pool of N interpreters runs N requests on N cores at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from models.server.errors import InvalidArgument, NotFound, Unavailable
+from models.server.settings import Settings
+
+log = logging.getLogger(__name__)
+SIGNATURE = "serving_default"
+
+
+class State(enum.Enum):
+    START = "START"
+    LOADING = "LOADING"
+    AVAILABLE = "AVAILABLE"
+    END = "END"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str  # the signature's name ("images"), or the tensor's when the file has no signature
+    tensor_name: str  # the tensor's own name ("serving_default_images:0")
+    dtype: np.dtype
+    shape: tuple[int, ...]  # -1 for dimensions that vary (the batch)
+
+
+def find_version(base: Path, name: str) -> tuple[int, Path]:
+    """TF-Serving's default version policy: the highest numeric version folder wins."""
+    model_dir = base / name
+    versions = sorted(int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit())
+    if not versions:
+        raise FileNotFoundError(f"no numeric version folder under {model_dir}")
+    return versions[-1], model_dir / str(versions[-1])
+
+
+class _Slot:
+    """An interpreter with the indices of its only input and output, resized on demand."""
+
+    def __init__(self, path: Path, threads: int):
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.shape = tuple(self.input["shape"])
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape != self.shape:
+            self.interpreter.resize_tensor_input(self.input["index"], batch.shape, strict=True)
+            self.interpreter.allocate_tensors()
+            self.shape = batch.shape
+        self.interpreter.set_tensor(self.input["index"], batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])
+
+
+class LiteRTModel:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.name = settings.model_name
+        self.version: int | None = None
+        self.state = State.START
+        self.error: str | None = None
+        self.input: TensorSpec | None = None
+        self.output: TensorSpec | None = None
+        self._pool: queue.Queue[_Slot] = queue.Queue()
+        self._ready = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def load(self) -> None:
+        """Load every interpreter and run one warm-up inference; only then become AVAILABLE."""
+        self.state = State.LOADING
+        try:
+            self.version, version_dir = find_version(self.settings.model_base_path, self.name)
+            path = version_dir / self.settings.model_file
+            slots = [_Slot(path, self.settings.interpreter_threads) for _ in range(self.settings.interpreters)]
+            self.input, self.output = _describe(slots[0].interpreter)
+            for slot in slots:
+                if len(slot.interpreter.get_input_details()) != 1 or len(slot.interpreter.get_output_details()) != 1:
+                    raise ValueError(f"{path.name} must have exactly one input and one output")
+                shape = tuple(1 if d == -1 else d for d in self.input.shape)
+                slot.run(np.zeros(shape, dtype=self.input.dtype))
+                self._pool.put(slot)
+        except Exception as exc:
+            self.state = State.END
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("model %s failed to load: %s", self.name, self.error)
+            raise
+        self.state = State.AVAILABLE
+        self._ready.set()
+        log.info("model %s version %s AVAILABLE (%s, %d interpreters x %d threads)", self.name, self.version,
+                 path, self.settings.interpreters, self.settings.interpreter_threads)
+
+    def check(self, name: str, version: int | None) -> None:
+        if name != self.name:
+            raise NotFound(f"Servable not found for request: Latest({name})")
+        if not self.ready:
+            raise Unavailable(f"Servable {self.name} is not available yet (state {self.state.value})")
+        if version is not None and version != self.version:
+            raise NotFound(f"Servable not found for request: Specific({name}, {version})")
+
+    def validate(self, batch: np.ndarray) -> np.ndarray:
+        assert self.input is not None
+        if batch.dtype != self.input.dtype:
+            raise InvalidArgument(f"input {self.input.name!r} must be {self.input.dtype}, got {batch.dtype}")
+        expected = self.input.shape
+        if batch.ndim != len(expected) or any(e not in (-1, g) for e, g in zip(expected, batch.shape)):
+            raise InvalidArgument(f"input {self.input.name!r} must have shape {list(expected)} (-1: any), "
+                                  f"got {list(batch.shape)}")
+        if batch.shape[0] < 1 or batch.shape[0] > self.settings.max_batch:
+            raise InvalidArgument(f"batch of {batch.shape[0]} is outside 1..{self.settings.max_batch}")
+        return np.ascontiguousarray(batch)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Run one validated batch as one invocation on a free interpreter."""
+        slot = self._pool.get()
+        try:
+            return slot.run(batch)
+        finally:
+            self._pool.put(slot)
+
+
+def _describe(interpreter: Interpreter) -> tuple[TensorSpec, TensorSpec]:
+    """Name the input and output the way the signature does (our exports: images -> probabilities)."""
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    signature = interpreter.get_signature_list().get(SIGNATURE)
+    names_in = [d["name"] for d in inputs]
+    names_out = [d["name"] for d in outputs]
+    if signature and len(signature["inputs"]) == 1 and len(signature["outputs"]) == 1:
+        names_in, names_out = signature["inputs"], signature["outputs"]
+
+    def spec(detail: dict, name: str) -> TensorSpec:
+        return TensorSpec(name, detail["name"], np.dtype(detail["dtype"]), tuple(int(d) for d in detail["shape_signature"]))
+
+    return spec(inputs[0], names_in[0]), spec(outputs[0], names_out[0])

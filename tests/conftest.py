@@ -1,0 +1,60 @@
+"""Fixtures shared by every test package: exported models, the shared photos, torch on demand."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+TORCH_TARGET = REPO / ".cache" / "torch"
+TORCH_VERSION = "2.13.0"
+
+
+@pytest.fixture(scope="session")
+def exported_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both catalog models with seeded random weights, exported once per session (~90 s).
+
+    CLASSIFIER_TEST_MODELS may name an existing export of the same command to save that time.
+    """
+    reuse = os.environ.get("CLASSIFIER_TEST_MODELS")
+    if reuse:
+        return Path(reuse)
+    out = tmp_path_factory.mktemp("models")
+    subprocess.run(
+        [sys.executable, "-m", "models.export", "--model", "all", "--weights", "random", "--seed", "0",
+         "--out", str(out)],
+        cwd=REPO, check=True, timeout=900,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "models" / "efficientnet-lite0" / "model.tflite").exists():
+        pytest.skip(f"{SHARED} (real-weights model and photos) is not beside this checkout")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """torch is kept out of Pipfile.lock (its resolved wheel is machine-specific): install on demand."""
+    try:
+        import torch as module
+        return module
+    except ImportError:
+        pass
+    if not (TORCH_TARGET / "torch").exists():
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--target", str(TORCH_TARGET), f"torch=={TORCH_VERSION}"],
+            capture_output=True, text=True, timeout=900,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"torch=={TORCH_VERSION} could not be installed: {result.stderr.strip()[-300:]}")
+    sys.path.append(str(TORCH_TARGET))
+    import torch as module
+    return module
