@@ -14,6 +14,7 @@ import threading
 from types import FrameType
 
 import waitress
+from pythonjsonlogger.json import JsonFormatter
 
 from models.server.grpc_service import create_grpc_server
 from models.server.model import LiteRTModel
@@ -25,22 +26,27 @@ log = logging.getLogger("models.server")
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"models.server: {exc}", file=sys.stderr)
         return 2
     model = LiteRTModel(settings)
-    grpc_server = create_grpc_server(model, workers=max(4, settings.interpreters * 2),
-                                     max_message_bytes=settings.max_request_bytes)
-    grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
-    rest_server = waitress.create_server(create_rest_app(model, settings.max_request_bytes), host=settings.host,
-                                         port=settings.rest_port, threads=max(4, settings.interpreters * 2),
-                                         ident="models.server")
+    workers = max(4, settings.interpreters * 2)
+    grpc_server = create_grpc_server(model, workers=workers, max_message_bytes=settings.max_request_bytes)
+    try:
+        grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        rest_server = waitress.create_server(create_rest_app(model, settings.max_request_bytes), host=settings.host,
+                                             port=settings.rest_port, threads=workers, ident="models.server")
+    except (RuntimeError, OSError) as exc:
+        print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
+              f"{exc}", file=sys.stderr)
+        return 2
     grpc_server.start()
-    log.info("serving %s: gRPC on %s:%d, REST on %s:%d", settings.model_name, settings.host, grpc_port,
+    log.info("serving %s: gRPC on %s:%s, REST on %s:%s", settings.model_name, settings.host, grpc_port,
              settings.host, rest_server.effective_port)
 
     def load() -> None:

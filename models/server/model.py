@@ -35,7 +35,7 @@ class TensorSpec:
     name: str  # the signature's name ("images"), or the tensor's when the file has no signature
     tensor_name: str  # the tensor's own name ("serving_default_images:0")
     dtype: np.dtype
-    shape: tuple[int, ...]  # -1 for dimensions that vary (the batch)
+    shape: tuple[int, ...]  # -1 for dimensions that vary; dimension 0 is always the batch
 
 
 def find_version(base: Path, name: str) -> tuple[int, Path]:
@@ -59,7 +59,7 @@ class _Slot:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape != self.shape:
-            self.interpreter.resize_tensor_input(self.input["index"], batch.shape, strict=True)
+            self.interpreter.resize_tensor_input(self.input["index"], batch.shape)
             self.interpreter.allocate_tensors()
             self.shape = batch.shape
         self.interpreter.set_tensor(self.input["index"], batch)
@@ -94,7 +94,7 @@ class LiteRTModel:
             for slot in slots:
                 if len(slot.interpreter.get_input_details()) != 1 or len(slot.interpreter.get_output_details()) != 1:
                     raise ValueError(f"{path.name} must have exactly one input and one output")
-                shape = tuple(1 if d == -1 else d for d in self.input.shape)
+                shape = (1, *(1 if d == -1 else d for d in self.input.shape[1:]))
                 slot.run(np.zeros(shape, dtype=self.input.dtype))
                 self._pool.put(slot)
         except Exception as exc:
@@ -120,7 +120,7 @@ class LiteRTModel:
         if batch.dtype != self.input.dtype:
             raise InvalidArgument(f"input {self.input.name!r} must be {self.input.dtype}, got {batch.dtype}")
         expected = self.input.shape
-        if batch.ndim != len(expected) or any(e not in (-1, g) for e, g in zip(expected, batch.shape)):
+        if batch.ndim != len(expected) or any(e not in (-1, g) for e, g in zip(expected[1:], batch.shape[1:])):
             raise InvalidArgument(f"input {self.input.name!r} must have shape {list(expected)} (-1: any), "
                                   f"got {list(batch.shape)}")
         if batch.shape[0] < 1 or batch.shape[0] > self.settings.max_batch:
@@ -146,6 +146,8 @@ def _describe(interpreter: Interpreter) -> tuple[TensorSpec, TensorSpec]:
         names_in, names_out = signature["inputs"], signature["outputs"]
 
     def spec(detail: dict, name: str) -> TensorSpec:
-        return TensorSpec(name, detail["name"], np.dtype(detail["dtype"]), tuple(int(d) for d in detail["shape_signature"]))
+        # Files converted with a fixed batch of 1 still resize; serve them with a variable batch.
+        shape = (-1, *(int(d) for d in detail["shape_signature"][1:]))
+        return TensorSpec(name, detail["name"], np.dtype(detail["dtype"]), shape)
 
     return spec(inputs[0], names_in[0]), spec(outputs[0], names_out[0])

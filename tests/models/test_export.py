@@ -158,3 +158,18 @@ def test_cli_rejects_weights_with_a_wrong_checksum(tmp_path):
         server.server_close()
     _one_line_error(result, "checksum mismatch")
     assert not (tmp_path / "cache" / "wide_resnet50_2-9ba9bcbe.pth").exists()
+
+
+def test_int8_keeps_the_float_top1_with_real_weights(shared_dir):
+    """The pattern our own int8 exports must meet once real weights exist (random weights cannot show it)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tests.real_weights import assert_real_labels, photo_tensor
+
+    photos = [photo_tensor(shared_dir, name) for name in ("chelsea", "coffee")]
+    top1 = {}
+    for variant in ("model.tflite", "model_int8.tflite"):
+        runner = Interpreter(str(shared_dir / "models" / "efficientnet-lite0" / variant)).get_signature_runner()
+        top1[variant] = [int(runner(args_0=photo)["output_0"].argmax()) for photo in photos]
+    assert top1["model_int8.tflite"] == top1["model.tflite"]
+    assert_real_labels(*top1["model_int8.tflite"])

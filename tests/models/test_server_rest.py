@@ -1,0 +1,102 @@
+"""TF-Serving REST conformance, written from TF-Serving's documented requests and responses."""
+
+import numpy as np
+import pytest
+import requests
+
+from tests.models.conftest import MOBILENET
+
+
+def url(server, path=""):
+    return f"{server.rest}/v1/models/{MOBILENET}{path}"
+
+
+def test_model_status(server):
+    body = requests.get(url(server)).json()
+    assert body == {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert requests.get(url(server, "/versions/1")).json() == body
+
+
+def test_metadata_describes_the_signature(server):
+    body = requests.get(url(server, "/metadata")).json()
+    assert body["model_spec"] == {"name": MOBILENET, "signature_name": "", "version": "1"}
+    signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    images = signature["inputs"]["images"]
+    assert images["dtype"] == "DT_UINT8"
+    assert [d["size"] for d in images["tensor_shape"]["dim"]] == ["-1", "224", "224", "3"]
+    probabilities = signature["outputs"]["probabilities"]
+    assert probabilities["dtype"] == "DT_FLOAT"
+    assert [d["size"] for d in probabilities["tensor_shape"]["dim"]] == ["-1", "1000"]
+
+
+def test_predict_row_format(server, images, reference):
+    response = requests.post(url(server, ":predict"), json={"instances": images.tolist()})
+    assert response.status_code == 200
+    got = np.array(response.json()["predictions"], dtype=np.float32)
+    np.testing.assert_allclose(got, reference(images), atol=1e-6)
+
+
+def test_predict_row_format_with_named_inputs_and_version(server, images, reference):
+    body = {"signature_name": "serving_default", "instances": [{"images": image.tolist()} for image in images]}
+    response = requests.post(url(server, "/versions/1:predict"), json=body)
+    assert response.status_code == 200
+    np.testing.assert_allclose(np.array(response.json()["predictions"]), reference(images), atol=1e-6)
+
+
+def test_predict_columnar_format(server, images, reference):
+    for inputs in (images.tolist(), {"images": images.tolist()}):
+        response = requests.post(url(server, ":predict"), json={"inputs": inputs})
+        assert response.status_code == 200
+        np.testing.assert_allclose(np.array(response.json()["outputs"]), reference(images), atol=1e-6)
+
+
+IMAGE = np.zeros((224, 224, 3), np.uint8).tolist()
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), [
+    (":predict", b"{not json", 400, "JSON Parse error"),
+    (":predict", {"instances": [[1, 2, 3]]}, 400, "must have shape [-1, 224, 224, 3]"),
+    (":predict", {"instances": [np.full((224, 224, 3), 0.5).tolist()]}, 400, "expects uint8 integers"),
+    (":predict", {"instances": [np.full((224, 224, 3), 300).tolist()]}, 400, "outside uint8 range"),
+    (":predict", {"instances": [IMAGE, [[1]]]}, 400, "not a rectangular array"),
+    (":predict", {"instances": [IMAGE] * 5}, 400, "batch of 5 is outside 1..4"),
+    (":predict", {"instances": []}, 400, "non-empty list"),
+    (":predict", {"instances": [IMAGE], "inputs": [IMAGE]}, 400, "exactly one of"),
+    (":predict", {"signature_name": "nope", "instances": [IMAGE]}, 400, '"nope" not found'),
+    (":predict", [1, 2], 400, "must be a JSON object"),
+    ("/versions/7:predict", {"instances": [IMAGE]}, 404, "Specific(mobilenet_v3_large, 7)"),
+    (":classify", {"examples": []}, 404, "Malformed request"),
+])
+def test_predict_errors(server, path, body, status, message):
+    if isinstance(body, bytes):
+        response = requests.post(url(server, path), data=body)
+    else:
+        response = requests.post(url(server, path), json=body)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+
+
+def test_unknown_model_and_paths(server):
+    response = requests.post(f"{server.rest}/v1/models/other:predict", json={"instances": [IMAGE]})
+    assert response.status_code == 404 and "Servable not found" in response.json()["error"]
+    assert requests.get(f"{server.rest}/v1/models/other").status_code == 404
+    assert requests.get(url(server, "/versions/9")).status_code == 404
+    missing = requests.get(f"{server.rest}/nothing/here")
+    assert missing.status_code == 404 and "error" in missing.json()
+    wrong_method = requests.delete(url(server))
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+
+
+def test_body_over_the_limit_is_refused_with_413(server):
+    response = requests.post(url(server, ":predict"), data=b"[" + b"0," * (3 << 20) + b"0]",
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "exceeds" in response.json()["error"]
+
+
+def test_server_keeps_serving_after_bad_requests(server, images, reference):
+    for _ in range(3):
+        requests.post(url(server, ":predict"), data=b"\xff\xfe garbage")
+    response = requests.post(url(server, ":predict"), json={"instances": images[:1].tolist()})
+    assert response.status_code == 200
