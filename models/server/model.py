@@ -76,7 +76,8 @@ class LiteRTModel:
         self.error: str | None = None
         self.input: TensorSpec | None = None
         self.output: TensorSpec | None = None
-        self._pool: queue.Queue[_Slot] = queue.Queue()
+        # LIFO: under light load the most recently used interpreter (weights warm in cache) serves.
+        self._pool: queue.LifoQueue[_Slot] = queue.LifoQueue()
         self._ready = threading.Event()
 
     @property

@@ -1,0 +1,130 @@
+"""Benchmark the LiteRT model server against a direct interpreter call. Prints a Markdown table.
+
+    .venv/bin/python -m benchmarks.model_server --models build/models [--model mobilenet_v3_large]
+
+Measures, per pool layout (interpreters x threads): the server's latency over gRPC and REST at
+batch 1 and what it adds over a direct interpreter call with the same thread count (direct and
+server calls alternate, so both see the same machine noise; "added" is the median of the paired
+differences), throughput at concurrency 1/4/8 over gRPC, and the server's RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import numpy as np
+import requests
+from ai_edge_litert.interpreter import Interpreter
+
+from models.server.settings import available_cores
+from protocol import tensors
+from protocol.generated import predict_pb2, predict_pb2_grpc
+from tests.processes import ModelServer
+
+
+def percentile(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.array(samples) * 1000, q))
+
+
+def direct_call(path: Path, image: np.ndarray, threads: int):
+    runner = Interpreter(str(path), num_threads=threads).get_signature_runner()
+    name = list(runner.get_input_details())[0]
+    return lambda: runner(**{name: image})
+
+
+def timed(call, count: int) -> list[float]:
+    for _ in range(10):
+        call()
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def interleaved(first, second, count: int) -> tuple[list[float], list[float]]:
+    """Alternate two calls; return both sample lists (same length, paired by index)."""
+    a_samples, b_samples = [], []
+    for _ in range(10):
+        first(), second()
+    for _ in range(count):
+        for call, samples in ((first, a_samples), (second, b_samples)):
+            start = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - start)
+    return a_samples, b_samples
+
+
+def throughput(call, concurrency: int, total: int) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda _: call(), range(total)))
+    return total / (time.perf_counter() - start)
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def bench(models: Path, name: str, model_file: str, interpreters: int, threads: int, count: int) -> dict:
+    image = np.random.default_rng(0).integers(0, 256, size=(1, 224, 224, 3), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as tmp, ModelServer(
+            models, name, Path(tmp) / "log", MODEL_FILE=model_file, INTERPRETERS=str(interpreters),
+            INTERPRETER_THREADS=str(threads)) as server:
+        server.start(timeout=120)
+        loaded_rss, _ = rss_mb(server.process.pid)
+        channel = grpc.insecure_channel(server.grpc_target)
+        stub = predict_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=name),
+                                             inputs={"images": tensors.to_proto(image)})
+        session = requests.Session()
+        rest_body = json.dumps({"instances": image.tolist()}).encode()
+        url = f"{server.rest}/v1/models/{name}:predict"
+        direct = direct_call(models / name / "1" / model_file, image, threads)
+        direct_samples, grpc_samples = interleaved(direct, lambda: stub.Predict(request, timeout=30), count)
+        result = {
+            "direct": direct_samples,
+            "grpc": grpc_samples,
+            "added": [g - d for g, d in zip(grpc_samples, direct_samples)],
+            "rest": timed(lambda: session.post(url, data=rest_body, timeout=30).raise_for_status(), count // 4),
+            "throughput": {c: throughput(lambda: stub.Predict(request, timeout=60), c, max(40, count // 2))
+                           for c in (1, 4, 8)},
+        }
+        result["rss_loaded"], _ = loaded_rss, None
+        result["rss_now"], result["rss_peak"] = rss_mb(server.process.pid)
+        channel.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, default=Path("build/models"))
+    parser.add_argument("--model", default="mobilenet_v3_large")
+    parser.add_argument("--model-file", default="model.tflite")
+    parser.add_argument("--count", type=int, default=400)
+    args = parser.parse_args()
+    cores = available_cores()
+    print(f"## {args.model} ({args.model_file}), {cores} cores\n")
+    print("| layout | direct p50 ms | gRPC p50 / p99 ms | gRPC added p50 ms | REST p50 ms | req/s c=1 / 4 / 8 "
+          "| RSS loaded / peak MB |")
+    print("|---|---|---|---|---|---|---|")
+    for interpreters, threads in ((cores, 1), (1, cores), (cores, cores)):
+        r = bench(args.models, args.model, args.model_file, interpreters, threads, args.count)
+        d50, added = percentile(r["direct"], 50), percentile(r["added"], 50)
+        g50, g99 = percentile(r["grpc"], 50), percentile(r["grpc"], 99)
+        tp = " / ".join(f"{r['throughput'][c]:.0f}" for c in (1, 4, 8))
+        print(f"| {interpreters} interpreter(s) x {threads} thread(s) | {d50:.2f} | {g50:.2f} / {g99:.2f} "
+              f"| {added:.2f} | {percentile(r['rest'], 50):.1f} | {tp} | {r['rss_loaded']:.0f} / "
+              f"{r['rss_peak']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
