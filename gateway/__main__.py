@@ -1,0 +1,71 @@
+"""Serve the gateway with waitress: ``python -m gateway`` (configuration from the environment).
+
+SIGTERM drains: /readyz turns 503 at once so load balancers stop sending, requests in flight (and
+any that still arrive) finish for up to SHUTDOWN_GRACE_S seconds, then the process exits.
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+import waitress
+from pythonjsonlogger.json import JsonFormatter
+
+from gateway import create_app
+from gateway.service import Service
+from gateway.settings import Settings, SettingsError
+
+log = logging.getLogger("gateway")
+
+
+def main() -> int:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(service=Service.build(settings))
+    service = app.extensions["classifier"]
+    try:
+        server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                                        ident="gateway", connection_limit=settings.threads * 4,
+                                        channel_timeout=max(30, settings.deadline_ms // 1000 * 4))
+    except OSError as exc:
+        print(f"gateway: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 2
+
+    def drain_then_exit() -> None:
+        idle = service.in_flight.wait_idle(settings.shutdown_grace_s)
+        log.info("drained" if idle else "grace period over with %d requests in flight", service.in_flight.count)
+        _thread.interrupt_main()
+
+    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+        if not service.draining.is_set():
+            log.info("SIGTERM: draining for up to %.1f s", settings.shutdown_grace_s)
+            service.draining.set()
+            threading.Thread(target=drain_then_exit, name="drain", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    backends = ", ".join(f"{b.role} {b.model} at {b.url}" for b in settings.backends)
+    log.info("gateway listening on %s:%s; %s", settings.host, server.effective_port, backends)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        service.close()
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The HTTP API: /classify (and / for ingress failover), /healthz, /readyz, /metrics, /openapi.json."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway import imaging
+from gateway.errors import ApiError
+from gateway.labels import top_k
+from gateway.openapi import openapi_document
+from gateway.routing import AllBackendsFailed
+from gateway.service import Service
+
+bp = Blueprint("api", __name__)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_TOP_K = 10
+
+
+def _service() -> Service:
+    return current_app.extensions["classifier"]
+
+
+def _top_k() -> int:
+    raw = request.args.get("top_k", "5")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP_K:
+        raise ApiError(400, "invalid_top_k", f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw!r}")
+    return int(raw)
+
+
+def _image_bytes() -> bytes:
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("file") or request.files.get("image")
+        if upload is None:
+            raise ApiError(400, "missing_file", "multipart form needs a file field named 'file' (or 'image')")
+        data = upload.read()
+    elif mimetype in imaging.MEDIA_TYPES:
+        data = request.get_data(cache=False)
+    elif not request.content_length and not mimetype:
+        raise ApiError(400, "missing_file", "send an image: multipart field 'file', or a raw body with "
+                                            "Content-Type image/jpeg|png|webp|gif|bmp")
+    else:
+        raise ApiError(415, "unsupported_media_type",
+                       f"Content-Type {mimetype or 'none'} is not accepted; use multipart/form-data with a "
+                       f"'file' field or one of {', '.join(imaging.MEDIA_TYPES)}")
+    if not data:
+        raise ApiError(400, "empty_file", "the uploaded image is empty")
+    return data
+
+
+@bp.post("/classify")
+@bp.post("/")
+def classify() -> Response:
+    started = time.monotonic()
+    service = _service()
+    settings = service.settings
+    request_id = request.headers.get("X-Request-ID", "")
+    if not _REQUEST_ID.match(request_id):
+        request_id = uuid.uuid4().hex
+    if not service.in_flight.try_enter():
+        service.metrics.shed.inc()
+        raise ApiError(503, "overloaded", f"more than {settings.max_in_flight} requests in flight; retry shortly",
+                       {"Retry-After": "1"})
+    service.metrics.in_flight.inc()
+    try:
+        k = _top_k()
+        data = _image_bytes()
+        min_shorter = min(b.policy.resize_shorter for b in settings.backends)
+        try:
+            image = imaging.decode(data, settings.max_pixels, min_shorter)
+        except imaging.ImageError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        decoded = time.monotonic()
+        try:
+            outcome = service.router.classify(image, deadline=started + settings.deadline_ms / 1000)
+        except AllBackendsFailed as exc:
+            raise ApiError(503, "models_unavailable", f"no model could answer ({exc})",
+                           {"Retry-After": str(int(round(exc.retry_after_s)))}) from None
+    finally:
+        service.in_flight.leave()
+        service.metrics.in_flight.dec()
+    total = time.monotonic() - started
+    metrics = service.metrics
+    metrics.stage_latency.labels("decode").observe(decoded - started)
+    metrics.stage_latency.labels("preprocess").observe(outcome.preprocess_ms / 1000)
+    metrics.stage_latency.labels("infer").observe(outcome.infer_ms / 1000)
+    metrics.stage_latency.labels("total").observe(total)
+    metrics.requests.labels("200", outcome.backend.model).inc()
+    body = {
+        "predictions": top_k(outcome.probabilities, service.labels, k),
+        "model": outcome.backend.model,
+        "model_version": outcome.version,
+        "fallback": outcome.fallback,
+        "fallback_reason": outcome.fallback_reason,
+        "hedged": outcome.hedged,
+        "timings_ms": {"decode": round((decoded - started) * 1000, 2), "preprocess": round(outcome.preprocess_ms, 2),
+                       "infer": round(outcome.infer_ms, 2), "total": round(total * 1000, 2)},
+        "request_id": request_id,
+    }
+    response = jsonify(body)
+    response.headers.update({"X-Model": outcome.backend.model, "X-Fallback": str(outcome.fallback).lower(),
+                             "X-Request-ID": request_id})
+    if outcome.fallback_reason:
+        response.headers["X-Fallback-Reason"] = outcome.fallback_reason
+    return response
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "alive"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    service = _service()
+    backends = service.backend_states()
+    draining = service.draining.is_set()
+    ready = not draining and any(b["state"] == "AVAILABLE" for b in backends.values())
+    response = jsonify({"ready": ready, "draining": draining, "backends": backends})
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(_service().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())

@@ -1,0 +1,164 @@
+"""Clients for TF-Serving's protocol (our LiteRT server speaks the same): gRPC or REST.
+
+``submit`` returns a ``concurrent.futures.Future`` so the routing policy can wait on several calls
+at once (hedging). A failed call's exception is always a ``BackendError`` whose ``reason`` is one
+of timeout / unavailable / error.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+import numpy as np
+import requests
+
+from gateway.settings import BackendSettings
+from protocol import tensors
+from protocol.generated import predict_pb2, predict_pb2_grpc
+
+NUM_CLASSES = 1000
+_GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 16 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+    # Reconnect to a restarted backend within seconds, not grpc's default of up to 120 s.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.keepalive_time_ms", 30_000),
+]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probabilities: np.ndarray  # [batch, 1000] float32
+    version: str | None  # the model version that answered, when the protocol says
+
+
+class BackendError(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+class ModelClient(Protocol):
+    settings: BackendSettings
+
+    def submit(self, batch: np.ndarray, timeout_s: float) -> Future[Prediction]: ...
+
+    def status(self, timeout_s: float) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def check_output(probabilities: np.ndarray, batch_size: int) -> np.ndarray:
+    if probabilities.shape != (batch_size, NUM_CLASSES) or not np.isfinite(probabilities).all():
+        raise BackendError("error", f"malformed answer: shape {list(probabilities.shape)}, "
+                                    f"expected [{batch_size}, {NUM_CLASSES}] finite values")
+    return probabilities.astype(np.float32, copy=False)
+
+
+_GRPC_REASONS = {grpc.StatusCode.DEADLINE_EXCEEDED: "timeout", grpc.StatusCode.UNAVAILABLE: "unavailable"}
+
+
+class GrpcModelClient:
+    def __init__(self, settings: BackendSettings):
+        self.settings = settings
+        self._channel = grpc.insecure_channel(settings.target, options=_GRPC_OPTIONS)
+        self._stub = predict_pb2_grpc.PredictionServiceStub(self._channel)
+        self._spec = predict_pb2.ModelSpec(name=settings.model, signature_name="serving_default")
+
+    def submit(self, batch: np.ndarray, timeout_s: float) -> Future[Prediction]:
+        result: Future[Prediction] = Future()
+        result.set_running_or_notify_cancel()
+        request = predict_pb2.PredictRequest(model_spec=self._spec, inputs={"images": tensors.to_proto(batch)})
+        call = self._stub.Predict.future(request, timeout=max(timeout_s, 0.001))
+
+        def done(call: grpc.Future) -> None:
+            try:
+                response = call.result()
+                if len(response.outputs) != 1:
+                    raise BackendError("error", f"expected one output, got {sorted(response.outputs)}")
+                probabilities = check_output(tensors.to_array(next(iter(response.outputs.values()))), len(batch))
+                version = str(response.model_spec.version.value) if response.model_spec.HasField("version") else None
+                result.set_result(Prediction(probabilities, version))
+            except grpc.RpcError as exc:
+                code = exc.code()
+                reason = _GRPC_REASONS.get(code, "error")
+                result.set_exception(BackendError(reason, f"{code.name}: {exc.details()}"))
+            except BackendError as exc:
+                result.set_exception(exc)
+            except (tensors.TensorEncodingError, ValueError) as exc:
+                result.set_exception(BackendError("error", f"malformed answer: {exc}"))
+
+        call.add_done_callback(done)
+        return result
+
+    def status(self, timeout_s: float) -> str:
+        try:
+            self._stub.GetModelMetadata(predict_pb2.GetModelMetadataRequest(
+                model_spec=predict_pb2.ModelSpec(name=self.settings.model), metadata_field=["signature_def"]),
+                timeout=timeout_s)
+            return "AVAILABLE"
+        except grpc.RpcError as exc:
+            return f"UNAVAILABLE ({exc.code().name})"
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class RestModelClient:
+    def __init__(self, settings: BackendSettings, workers: int = 16):
+        self.settings = settings
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=workers, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"rest-{settings.role}")
+        self._predict_url = f"{settings.target}/v1/models/{settings.model}:predict"
+        self._status_url = f"{settings.target}/v1/models/{settings.model}"
+        self._version: str | None = None  # REST predict answers carry no version; status calls do
+
+    def submit(self, batch: np.ndarray, timeout_s: float) -> Future[Prediction]:
+        return self._pool.submit(self._predict, batch, timeout_s)
+
+    def _predict(self, batch: np.ndarray, timeout_s: float) -> Prediction:
+        body = json.dumps({"signature_name": "serving_default", "instances": batch.tolist()})
+        try:
+            response = self._session.post(self._predict_url, data=body, timeout=max(timeout_s, 0.001),
+                                          headers={"Content-Type": "application/json"})
+        except requests.Timeout as exc:
+            raise BackendError("timeout", str(exc)) from None
+        except requests.ConnectionError as exc:
+            raise BackendError("unavailable", str(exc)) from None
+        if response.status_code != 200:
+            reason = "unavailable" if response.status_code == 503 else "error"
+            raise BackendError(reason, f"HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            predictions = np.asarray(response.json()["predictions"], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError("error", f"malformed answer: {exc}") from None
+        return Prediction(check_output(predictions, len(batch)), self._version)
+
+    def status(self, timeout_s: float) -> str:
+        try:
+            response = self._session.get(self._status_url, timeout=timeout_s)
+            versions = response.json()["model_version_status"]
+            states = [v["state"] for v in versions]
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            return f"UNAVAILABLE ({type(exc).__name__})"
+        available = [v["version"] for v in versions if v["state"] == "AVAILABLE"]
+        if available:
+            self._version = str(available[-1])
+        return "AVAILABLE" if "AVAILABLE" in states else f"UNAVAILABLE ({', '.join(states) or 'no version'})"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._session.close()
+
+
+def make_client(settings: BackendSettings) -> ModelClient:
+    return GrpcModelClient(settings) if settings.protocol == "grpc" else RestModelClient(settings)

@@ -1,0 +1,91 @@
+"""What one gateway process holds: settings, backends, router, labels, metrics, load and drain state."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from gateway.breaker import CircuitBreaker, State
+from gateway.clients import make_client
+from gateway.labels import load_labels
+from gateway.metrics import Metrics
+from gateway.routing import Backend, Router
+from gateway.settings import Settings
+
+
+class InFlight:
+    """Counts requests being processed; refuses past the limit instead of queueing."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._count = 0
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return self._count
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self._count >= self.limit:
+                return False
+            self._count += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        with self._lock:
+            return self._idle.wait_for(lambda: self._count == 0, timeout_s)
+
+
+@dataclass
+class Service:
+    settings: Settings
+    router: Router
+    backends: dict[str, Backend]
+    labels: list[str]
+    metrics: Metrics
+    in_flight: InFlight
+    status_pool: ThreadPoolExecutor
+    draining: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Service:
+        metrics = Metrics()
+
+        def transition(name: str, _old: State, new: State) -> None:
+            metrics.circuit_state.labels(name).set(new.value)
+            metrics.circuit_transitions.labels(name, new.name.lower()).inc()
+
+        backends = {}
+        for backend in settings.backends:
+            breaker = CircuitBreaker(
+                backend.role, settings.breaker_failures, settings.breaker_cooldown_ms / 1000,
+                settings.breaker_max_cooldown_ms / 1000,
+                settings.breaker_latency_ms / 1000 if settings.breaker_latency_ms else None,
+                on_transition=transition)
+            metrics.circuit_state.labels(backend.role).set(State.CLOSED.value)
+            backends[backend.role] = Backend(backend, make_client(backend), breaker)
+        return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
+                   labels=load_labels(settings.labels_path), metrics=metrics,
+                   in_flight=InFlight(settings.max_in_flight),
+                   status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"))
+
+    def backend_states(self) -> dict[str, dict]:
+        timeout = self.settings.status_timeout_ms / 1000
+        checks = {role: self.status_pool.submit(b.client.status, timeout) for role, b in self.backends.items()}
+        return {role: {"url": b.settings.url, "model": b.settings.model, "state": checks[role].result(),
+                       "circuit": b.breaker.state.name.lower()} for role, b in self.backends.items()}
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.client.close()
+        self.status_pool.shutdown(wait=False)

@@ -1,0 +1,190 @@
+"""Gateway configuration: read once from the environment, validated, frozen.
+
+Each backend is ``<ROLE>_URL`` (``grpc://host:8500`` or ``http://host:8501``), ``<ROLE>_MODEL`` and a
+resize policy (``<ROLE>_RESIZE_SHORTER``, ``<ROLE>_INTERPOLATION``, or ``<ROLE>_MANIFEST`` naming an
+export's manifest.json), for ROLE in PRIMARY and FALLBACK. Either backend may be left out, not both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from gateway.imaging import ResizePolicy
+
+DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "imagenet1k_labels.json"
+
+
+class SettingsError(ValueError):
+    """A variable is missing or wrong; the message names it and what it accepts."""
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    role: str  # "primary" or "fallback"
+    url: str
+    protocol: str  # "grpc" or "rest"
+    target: str  # host:port for gRPC, base URL for REST
+    model: str
+    policy: ResizePolicy
+
+
+@dataclass(frozen=True)
+class Settings:
+    primary: BackendSettings | None
+    fallback: BackendSettings | None
+    host: str
+    port: int
+    threads: int
+    deadline_ms: int  # whole request, from arrival to answer
+    primary_timeout_ms: int  # most the primary may take of it
+    fallback_reserve_ms: int  # always left for the fallback
+    status_timeout_ms: int
+    max_body_bytes: int
+    max_pixels: int
+    max_in_flight: int
+    labels_path: Path
+    # Resilience policy (issue 5 knobs; defaults documented in README).
+    breaker_failures: int
+    breaker_cooldown_ms: int
+    breaker_max_cooldown_ms: int
+    breaker_latency_ms: int
+    hedge_enabled: bool
+    hedge_min_ms: int
+    hedge_max_ms: int
+    hedge_max_fraction: float
+    primary_grace_ms: int
+    shutdown_grace_s: float
+
+    @property
+    def backends(self) -> list[BackendSettings]:
+        return [b for b in (self.primary, self.fallback) if b is not None]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        primary = _backend(reader, "primary")
+        fallback = _backend(reader, "fallback")
+        if primary is None and fallback is None:
+            raise SettingsError("set PRIMARY_URL, FALLBACK_URL or both (for example grpc://localhost:8500)")
+        deadline = reader.int("REQUEST_DEADLINE_MS", 2000, 50, 120_000)
+        reserve = reader.int("FALLBACK_RESERVE_MS", 400, 0, deadline)
+        max_in_flight = reader.int("MAX_IN_FLIGHT", 32, 1, 100_000)
+        # Every admitted request needs a thread; the extra ones refuse the overflow at once.
+        threads = reader.int("THREADS", max_in_flight + 8, 1, 100_008)
+        if threads <= max_in_flight:
+            raise SettingsError(f"THREADS={threads} must exceed MAX_IN_FLIGHT={max_in_flight}: requests past "
+                                "the limit are refused by a free thread, never queued")
+        settings = cls(
+            primary=primary,
+            fallback=fallback,
+            host=env.get("HOST", "0.0.0.0"),
+            port=reader.int("PORT", 8080, 0, 65535),
+            threads=threads,
+            deadline_ms=deadline,
+            primary_timeout_ms=reader.int("PRIMARY_TIMEOUT_MS", deadline - reserve, 1, deadline),
+            fallback_reserve_ms=reserve,
+            status_timeout_ms=reader.int("STATUS_TIMEOUT_MS", 500, 10, 60_000),
+            max_body_bytes=reader.int("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30),
+            max_pixels=reader.int("MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
+            max_in_flight=max_in_flight,
+            labels_path=Path(env.get("LABELS_PATH", str(DEFAULT_LABELS))),
+            breaker_failures=reader.int("BREAKER_FAILURES", 5, 1, 1000),
+            breaker_cooldown_ms=reader.int("BREAKER_COOLDOWN_MS", 2000, 10, 600_000),
+            breaker_max_cooldown_ms=reader.int("BREAKER_MAX_COOLDOWN_MS", 30_000, 10, 3_600_000),
+            breaker_latency_ms=reader.int("BREAKER_LATENCY_MS", 0, 0, 120_000),
+            hedge_enabled=reader.bool("HEDGE", True),
+            hedge_min_ms=reader.int("HEDGE_MIN_MS", 50, 0, 60_000),
+            hedge_max_ms=reader.int("HEDGE_MAX_MS", 800, 0, 120_000),
+            hedge_max_fraction=reader.float("HEDGE_MAX_FRACTION", 0.1, 0.0, 1.0),
+            primary_grace_ms=reader.int("PRIMARY_GRACE_MS", 20, 0, 10_000),
+            shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 10.0, 0.0, 600.0),
+        )
+        if settings.hedge_min_ms > settings.hedge_max_ms:
+            raise SettingsError(f"HEDGE_MIN_MS={settings.hedge_min_ms} exceeds HEDGE_MAX_MS={settings.hedge_max_ms}")
+        if not settings.labels_path.is_file():
+            raise SettingsError(f"LABELS_PATH={settings.labels_path} is not a file")
+        return settings
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def raw(self, name: str) -> str:
+        return self.env.get(name, "").strip()
+
+    def int(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.raw(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not an integer") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}={value} is outside {low}..{high}")
+        return value
+
+    def float(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.raw(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a number") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}={value} is outside {low}..{high}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.raw(name).lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}={raw!r}: use true or false")
+
+
+def _backend(reader: _Reader, role: str) -> BackendSettings | None:
+    prefix = role.upper()
+    url = reader.raw(f"{prefix}_URL")
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("grpc", "http", "https") or not parts.hostname:
+        raise SettingsError(f"{prefix}_URL={url!r}: use grpc://host:port or http(s)://host:port")
+    try:
+        port = parts.port or (8500 if parts.scheme == "grpc" else 8501)
+    except ValueError:
+        raise SettingsError(f"{prefix}_URL={url!r} has an invalid port") from None
+    model = reader.raw(f"{prefix}_MODEL")
+    if not model:
+        raise SettingsError(f"{prefix}_MODEL is required with {prefix}_URL (the TF-Serving model name)")
+    protocol = "grpc" if parts.scheme == "grpc" else "rest"
+    target = f"{parts.hostname}:{port}" if protocol == "grpc" else f"{parts.scheme}://{parts.hostname}:{port}"
+    return BackendSettings(role, url, protocol, target, model, _policy(reader, prefix))
+
+
+def _policy(reader: _Reader, prefix: str) -> ResizePolicy:
+    manifest = reader.raw(f"{prefix}_MANIFEST")
+    values: dict = {}
+    if manifest:
+        try:
+            values = dict(json.loads(Path(manifest).read_text())["preprocessing"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SettingsError(f"{prefix}_MANIFEST={manifest}: cannot read its preprocessing ({exc})") from None
+    shorter = reader.int(f"{prefix}_RESIZE_SHORTER", int(values.get("resize_shorter", 256)), 1, 4096)
+    interpolation = reader.raw(f"{prefix}_INTERPOLATION") or values.get("interpolation", "bilinear")
+    try:
+        return ResizePolicy(resize_shorter=shorter, crop=int(values.get("crop", 224)), interpolation=interpolation)
+    except ValueError as exc:
+        raise SettingsError(f"{prefix}_RESIZE_SHORTER/{prefix}_INTERPOLATION: {exc}") from None
