@@ -13,12 +13,12 @@ import sys
 import threading
 from types import FrameType
 
-import waitress
 from pythonjsonlogger.json import JsonFormatter
 
 from gateway import create_app
 from gateway.service import Service
 from gateway.settings import Settings, SettingsError
+from gateway.wsgi_server import create_server
 
 log = logging.getLogger("gateway")
 
@@ -35,9 +35,7 @@ def main() -> int:
     app = create_app(service=Service.build(settings))
     service = app.extensions["classifier"]
     try:
-        server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                                        ident="gateway", connection_limit=settings.threads * 4,
-                                        channel_timeout=max(30, settings.deadline_ms // 1000 * 4))
+        server = create_server(app, settings)
     except OSError as exc:
         print(f"gateway: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 2

@@ -54,6 +54,8 @@ def decode(data: bytes, max_pixels: int, min_shorter: int) -> Image.Image:
                          f"not an image in a supported format ({', '.join(FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(413, "too_many_pixels", f"image has more than {max_pixels} pixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # recognised, but the header is broken
+        raise ImageError(422, "corrupt_image", f"image data is truncated or corrupt: {exc}") from None
     width, height = image.size
     if width * height > max_pixels:
         raise ImageError(413, "too_many_pixels", f"image is {width}x{height}, over the limit of {max_pixels} pixels")
@@ -80,8 +82,6 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         samples = np.asarray(image, dtype=np.int64)
         shift = 8 if samples.max(initial=0) > 255 else 0
         return Image.fromarray(np.clip(samples >> shift, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if mode == "F":
-        return Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L").convert("RGB")
     if mode == "P" and "transparency" in image.info or mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, WHITE + (255,))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 from gateway.breaker import CircuitBreaker, State
-from gateway.clients import make_client
+from gateway.clients import ModelClient, make_client
 from gateway.labels import load_labels
 from gateway.metrics import Metrics
 from gateway.routing import Backend, Router
-from gateway.settings import Settings
+from gateway.settings import BackendSettings, Settings
 
 
 class InFlight:
@@ -58,7 +59,8 @@ class Service:
     draining: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    def build(cls, settings: Settings) -> Service:
+    def build(cls, settings: Settings,
+              client_factory: Callable[[BackendSettings], ModelClient] = make_client) -> Service:
         metrics = Metrics()
 
         def transition(name: str, _old: State, new: State) -> None:
@@ -73,7 +75,7 @@ class Service:
                 settings.breaker_latency_ms / 1000 if settings.breaker_latency_ms else None,
                 on_transition=transition)
             metrics.circuit_state.labels(backend.role).set(State.CLOSED.value)
-            backends[backend.role] = Backend(backend, make_client(backend), breaker)
+            backends[backend.role] = Backend(backend, client_factory(backend), breaker)
         return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
                    labels=load_labels(settings.labels_path), metrics=metrics,
                    in_flight=InFlight(settings.max_in_flight),

@@ -101,3 +101,18 @@ def serve_tflite(tmp: Path, name: str, tflite: Path, version: int = 1) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.tflite").symlink_to(tflite.resolve())
     return tmp
+
+
+class Gateway(Service):
+    def __init__(self, log: Path, **env: str):
+        self.port = free_port()
+        super().__init__(["-m", "gateway"], {"HOST": "127.0.0.1", "PORT": str(self.port), **env}, log)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> Gateway:
+        super().start()
+        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, timeout, "gateway alive", self.process)
+        return self

@@ -1,0 +1,171 @@
+"""The HTTP contract: accepted inputs, the answer's shape, and a JSON error for every bad input."""
+
+import io
+
+import pytest
+
+
+def upload(client, data, field="file", path="/classify", **kwargs):
+    return client.post(path, data={field: (io.BytesIO(data), "photo.jpg")}, content_type="multipart/form-data",
+                       **kwargs)
+
+
+@pytest.mark.parametrize("path", ["/classify", "/"])
+@pytest.mark.parametrize("field", ["file", "image"])
+def test_multipart_upload(client, jpeg, path, field):
+    response = upload(client, jpeg, field=field, path=path)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["model"] == "wide_resnet50_2" and body["model_version"] == "1"
+    assert body["fallback"] is False and body["fallback_reason"] is None and body["hedged"] is False
+    assert len(body["predictions"]) == 5
+    first = body["predictions"][0]
+    assert first == {"label": "goldfish", "index": 1, "score": 0.5}
+    scores = [p["score"] for p in body["predictions"]]
+    assert scores == sorted(scores, reverse=True)
+    assert set(body["timings_ms"]) == {"decode", "preprocess", "infer", "total"}
+    assert response.headers["X-Model"] == "wide_resnet50_2" and response.headers["X-Fallback"] == "false"
+    assert response.headers["X-Request-ID"] == body["request_id"] and len(body["request_id"]) == 32
+
+
+@pytest.mark.parametrize("media", ["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp"])
+def test_raw_body_with_an_image_content_type(client, jpeg, media):
+    # The Content-Type only selects raw-body mode; the bytes are sniffed, so a mislabelled JPEG works.
+    response = client.post("/classify", data=jpeg, content_type=media)
+    assert response.status_code == 200
+
+
+def test_top_k_and_request_id(client, jpeg):
+    response = upload(client, jpeg, path="/classify?top_k=10", headers={"X-Request-ID": "abc-123"})
+    body = response.get_json()
+    assert len(body["predictions"]) == 10 and body["request_id"] == "abc-123"
+    assert response.headers["X-Request-ID"] == "abc-123"
+    unsafe = upload(client, jpeg, headers={"X-Request-ID": "<script>alert(1)</script>"})
+    assert unsafe.get_json()["request_id"] != "<script>alert(1)</script>"
+
+
+def test_fallback_answer_is_labelled(make_app, jpeg):
+    client = make_app(primary={"error": "unavailable"}).test_client()
+    response = upload(client, jpeg)
+    body = response.get_json()
+    assert body["fallback"] is True and body["fallback_reason"] == "unavailable"
+    assert body["model"] == "mobilenet_v3_large" and body["predictions"][0]["index"] == 2
+    assert response.headers["X-Fallback"] == "true" and response.headers["X-Fallback-Reason"] == "unavailable"
+
+
+def test_both_down_is_503_with_both_reasons(make_app, jpeg):
+    client = make_app(primary={"error": "unavailable"}, fallback={"error": "error"}).test_client()
+    response = upload(client, jpeg)
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "models_unavailable"
+    assert "primary: unavailable" in error["message"] and "fallback: error" in error["message"]
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize(("kwargs", "status", "code"), [
+    ({"data": {"other": (io.BytesIO(b"x"), "x.jpg")}, "content_type": "multipart/form-data"}, 400, "missing_file"),
+    ({"data": {"file": (io.BytesIO(b""), "x.jpg")}, "content_type": "multipart/form-data"}, 400, "empty_file"),
+    ({"data": b"", "content_type": "image/jpeg"}, 400, "empty_file"),
+    ({}, 400, "missing_file"),
+    ({"json": {"image": "base64..."}}, 415, "unsupported_media_type"),
+    ({"data": b"\xff\xd8\xff", "content_type": "application/octet-stream"}, 415, "unsupported_media_type"),
+    ({"data": {"file": (io.BytesIO(b"just some text\n"), "cat.jpg")}, "content_type": "multipart/form-data"},
+     415, "unsupported_media_type"),
+])
+def test_bad_input_gets_a_json_error(client, kwargs, status, code):
+    response = client.post("/classify", **kwargs)
+    assert response.status_code == status, response.data
+    assert response.get_json()["error"]["code"] == code
+    assert response.get_json()["error"]["message"]
+
+
+def test_truncated_jpeg_is_422(client, jpeg):
+    response = upload(client, jpeg[: len(jpeg) // 3])
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "corrupt_image"
+
+
+@pytest.mark.parametrize("top_k", ["0", "11", "five", "-1", ""])
+def test_invalid_top_k(client, jpeg, top_k):
+    response = upload(client, jpeg, path=f"/classify?top_k={top_k}")
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_top_k"
+
+
+def test_body_over_the_limit_is_413(make_app, jpeg):
+    client = make_app(MAX_BODY_BYTES="2048").test_client()
+    response = client.post("/classify", data=jpeg, content_type="image/jpeg")
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "payload_too_large"
+
+
+def test_too_many_pixels_is_413(make_app, jpeg):
+    client = make_app(MAX_PIXELS="1000").test_client()
+    response = upload(client, jpeg)
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "too_many_pixels"
+
+
+def test_wrong_method_and_unknown_path(client):
+    wrong = client.get("/classify")
+    assert wrong.status_code == 405 and wrong.get_json()["error"]["code"] == "method_not_allowed"
+    assert "POST" in wrong.headers["Allow"]
+    missing = client.get("/nothing")
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+
+
+def test_health_and_readiness(make_app):
+    healthy = make_app().test_client()
+    assert healthy.get("/healthz").get_json() == {"status": "alive"}
+    ready = healthy.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.get_json()
+    assert body["ready"] is True and body["draining"] is False
+    assert body["backends"]["primary"] == {"url": "grpc://127.0.0.1:1", "model": "wide_resnet50_2",
+                                           "state": "AVAILABLE", "circuit": "closed"}
+    degraded = make_app(primary={"error": "unavailable"}).test_client().get("/readyz")
+    assert degraded.status_code == 200 and degraded.get_json()["backends"]["primary"]["state"].startswith("UNAVAILABLE")
+    down = make_app(primary={"error": "unavailable"}, fallback={"error": "unavailable"}).test_client().get("/readyz")
+    assert down.status_code == 503 and down.get_json()["ready"] is False
+
+
+def test_draining_turns_readiness_off_but_keeps_serving(make_app, jpeg):
+    app = make_app()
+    app.extensions["classifier"].draining.set()
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 503
+    assert upload(client, jpeg).status_code == 200
+
+
+def test_load_shedding_refuses_instead_of_queueing(make_app, jpeg):
+    app = make_app(MAX_IN_FLIGHT="1")
+    service = app.extensions["classifier"]
+    assert service.in_flight.try_enter()  # one request already in flight
+    response = upload(app.test_client(), jpeg)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["error"]["code"] == "overloaded"
+    service.in_flight.leave()
+    assert upload(app.test_client(), jpeg).status_code == 200
+
+
+def test_metrics_count_requests_fallbacks_and_latency(make_app, jpeg):
+    app = make_app(primary={"error": "error"})
+    client = app.test_client()
+    upload(client, jpeg)
+    client.post("/classify", json={})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'classify_requests_total{model="mobilenet_v3_large",status="200"} 1.0' in text
+    assert 'classify_requests_total{model="none",status="415"} 1.0' in text
+    assert 'classify_fallbacks_total{reason="error"} 1.0' in text
+    assert 'classify_stage_seconds_count{stage="decode"} 1.0' in text
+    assert 'backend_request_seconds_count{backend="primary",outcome="error"} 1.0' in text
+    assert 'circuit_state{backend="primary"} 0.0' in text
+
+
+def test_each_backend_gets_its_own_resize_policy(make_app, jpeg):
+    from gateway.imaging import ResizePolicy, decode, to_tensor
+
+    app = make_app(primary={"error": "error"})
+    upload(app.test_client(), jpeg)
+    image = decode(jpeg, 10**8, 232)
+    primary, fallback = app.clients["primary"].batches[0], app.clients["fallback"].batches[0]
+    assert (primary == to_tensor(image, ResizePolicy(232))).all()
+    assert (fallback == to_tensor(image, ResizePolicy(256))).all()
+    assert not (primary == fallback).all()

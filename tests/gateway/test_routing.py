@@ -1,0 +1,149 @@
+"""The routing policy with stand-in clients: budgets, fallback reasons, hedging, grace, breakers."""
+
+import time
+
+import pytest
+from PIL import Image
+
+from gateway.breaker import CircuitBreaker, State
+from gateway.metrics import Metrics
+from gateway.routing import AllBackendsFailed, Backend, Router
+from gateway.settings import Settings
+from tests.gateway.fakes import FakeClient
+
+PRIMARY_TOP, FALLBACK_TOP = 1, 2
+IMAGE = Image.new("RGB", (300, 300), (100, 50, 25))
+BASE_ENV = {"PRIMARY_URL": "grpc://primary:8500", "PRIMARY_MODEL": "wrn", "FALLBACK_URL": "grpc://fallback:8500",
+            "FALLBACK_MODEL": "mobilenet", "REQUEST_DEADLINE_MS": "1000", "FALLBACK_RESERVE_MS": "300",
+            "HEDGE": "false", "BREAKER_FAILURES": "3", "BREAKER_LATENCY_MS": "0"}
+
+
+def make_router(primary=None, fallback=None, **env):
+    settings = Settings.from_env({**BASE_ENV, **env})
+    backends = {}
+    for role, spec in (("primary", primary), ("fallback", fallback)):
+        backend_settings = getattr(settings, role)
+        if spec is None or backend_settings is None:
+            continue
+        client = FakeClient(backend_settings, PRIMARY_TOP if role == "primary" else FALLBACK_TOP, **spec)
+        breaker = CircuitBreaker(role, settings.breaker_failures, 60, 60)
+        backends[role] = Backend(backend_settings, client, breaker)
+    return Router(settings, backends, Metrics()), backends
+
+
+def classify(router):
+    started = time.monotonic()
+    outcome = router.classify(IMAGE, deadline=started + router.settings.deadline_ms / 1000)
+    return outcome, time.monotonic() - started
+
+
+def test_healthy_primary_answers():
+    router, _ = make_router({"delay_s": 0.01}, {"delay_s": 0.01})
+    outcome, _ = classify(router)
+    assert (outcome.fallback, outcome.fallback_reason, outcome.hedged) == (False, None, False)
+    assert outcome.probabilities.argmax() == PRIMARY_TOP and outcome.backend.model == "wrn"
+
+
+@pytest.mark.parametrize("error", ["error", "unavailable"])
+def test_failing_primary_falls_back_with_the_reason(error):
+    router, _ = make_router({"error": error}, {"delay_s": 0.01})
+    outcome, elapsed = classify(router)
+    assert (outcome.fallback, outcome.fallback_reason) == (True, error)
+    assert outcome.probabilities.argmax() == FALLBACK_TOP and elapsed < 0.2
+
+
+def test_hanging_primary_times_out_within_its_budget_and_the_fallback_keeps_its_reserve():
+    router, backends = make_router({"delay_s": 5}, {"delay_s": 0.01})
+    outcome, elapsed = classify(router)
+    assert (outcome.fallback, outcome.fallback_reason) == (True, "timeout")
+    assert backends["primary"].client.timeouts[0] <= 0.7 + 1e-6  # 1000 ms deadline - 300 ms reserve
+    assert 0.65 < elapsed < 0.9
+
+
+def test_primary_timeout_setting_caps_its_budget():
+    router, backends = make_router({"delay_s": 5}, {"delay_s": 0.01}, PRIMARY_TIMEOUT_MS="200")
+    outcome, elapsed = classify(router)
+    assert outcome.fallback_reason == "timeout" and elapsed < 0.4
+    assert backends["primary"].client.timeouts[0] <= 0.2
+
+
+def test_hedging_asks_the_fallback_when_the_primary_is_slow():
+    router, backends = make_router({"delay_s": 0.6}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50",
+                                   HEDGE_MAX_MS="100", HEDGE_MAX_FRACTION="1")
+    outcome, elapsed = classify(router)
+    assert (outcome.fallback, outcome.fallback_reason, outcome.hedged) == (True, "timeout", True)
+    assert elapsed < 0.3, "hedged answer comes near the hedge delay, not the primary's budget"
+    assert backends["fallback"].client.calls == 1
+
+
+def test_hedge_delay_follows_the_primary_p95_within_bounds():
+    router, backends = make_router({"delay_s": 0.01}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50",
+                                   HEDGE_MAX_MS="400")
+    assert router.hedge_delay_s() == 0.4, "no history: the upper bound"
+    for _ in range(20):
+        backends["primary"].breaker.latencies.add(0.12)
+    assert router.hedge_delay_s() == pytest.approx(0.12)
+    for _ in range(50):
+        backends["primary"].breaker.latencies.add(0.01)
+    assert router.hedge_delay_s() == 0.05, "clamped to the lower bound"
+
+
+def test_primary_within_the_grace_window_wins_over_the_fallback():
+    router, _ = make_router({"delay_s": 0.14}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="100",
+                            HEDGE_MAX_MS="100", HEDGE_MAX_FRACTION="1", PRIMARY_GRACE_MS="100")
+    outcome, _ = classify(router)
+    assert (outcome.fallback, outcome.hedged) == (False, True)
+    assert outcome.probabilities.argmax() == PRIMARY_TOP
+
+
+def test_hedging_is_capped():
+    router, backends = make_router({"delay_s": 0.25}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="20",
+                                   HEDGE_MAX_MS="20", HEDGE_MAX_FRACTION="0.02")
+    results = [classify(router)[0] for _ in range(5)]
+    assert [r.hedged for r in results] == [True, True, False, False, False]
+    assert all(not r.fallback for r in results[2:]), "unhedged requests wait for the primary"
+    assert backends["fallback"].client.calls == 2
+
+
+def test_open_circuit_goes_straight_to_the_fallback():
+    router, backends = make_router({"error": "unavailable"}, {"delay_s": 0.01})
+    for _ in range(3):
+        classify(router)
+    assert backends["primary"].breaker.state == State.OPEN
+    calls = backends["primary"].client.calls
+    outcome, elapsed = classify(router)
+    assert (outcome.fallback, outcome.fallback_reason) == (True, "circuit_open")
+    assert backends["primary"].client.calls == calls and elapsed < 0.1
+
+
+def test_both_failing_raises_with_both_reasons():
+    router, _ = make_router({"error": "error"}, {"error": "unavailable"})
+    with pytest.raises(AllBackendsFailed) as caught:
+        classify(router)
+    assert caught.value.reasons == {"primary": "error", "fallback": "unavailable"}
+
+
+def test_fallback_down_with_a_healthy_primary_is_invisible():
+    router, _ = make_router({"delay_s": 0.01}, {"error": "unavailable"}, HEDGE="true", HEDGE_MAX_FRACTION="1")
+    outcome, _ = classify(router)
+    assert outcome.fallback is False
+
+
+def test_fallback_only_gateway_labels_its_answers():
+    router, _ = make_router(None, {"delay_s": 0.01}, PRIMARY_URL="", PRIMARY_MODEL="")
+    outcome, _ = classify(router)
+    assert (outcome.fallback, outcome.fallback_reason) == (True, "unavailable")
+
+
+def test_primary_only_gateway_fails_when_the_primary_fails():
+    router, _ = make_router({"error": "error"}, None, FALLBACK_URL="", FALLBACK_MODEL="")
+    with pytest.raises(AllBackendsFailed) as caught:
+        classify(router)
+    assert caught.value.reasons == {"primary": "error"}
+
+
+def test_slow_fallback_cannot_exceed_the_deadline():
+    router, _ = make_router({"delay_s": 5}, {"delay_s": 5})
+    with pytest.raises(AllBackendsFailed) as caught:
+        classify(router)
+    assert caught.value.reasons["primary"] == "timeout" and caught.value.reasons["fallback"] == "timeout"

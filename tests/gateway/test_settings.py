@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from gateway.settings import Settings, SettingsError
+from tests.gateway.conftest import ENV
+
+
+def test_defaults():
+    settings = Settings.from_env(ENV)
+    assert settings.primary.protocol == "grpc" and settings.primary.target == "127.0.0.1:1"
+    assert settings.primary.policy.resize_shorter == 232 and settings.fallback.policy.resize_shorter == 256
+    assert settings.deadline_ms == 2000 and settings.primary_timeout_ms == 1600 and settings.fallback_reserve_ms == 400
+    assert settings.max_body_bytes == 10 << 20 and settings.threads > settings.max_in_flight
+
+
+def test_rest_backend_and_fallback_only():
+    settings = Settings.from_env({"FALLBACK_URL": "http://fallback", "FALLBACK_MODEL": "m"})
+    assert settings.primary is None and settings.fallback.protocol == "rest"
+    assert settings.fallback.target == "http://fallback:8501"
+
+
+def test_policy_from_an_export_manifest(tmp_path):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"preprocessing": {"resize_shorter": 240, "crop": 224, "interpolation": "bicubic"}}))
+    settings = Settings.from_env({**ENV, "PRIMARY_MANIFEST": str(manifest), "PRIMARY_RESIZE_SHORTER": ""})
+    assert settings.primary.policy.resize_shorter == 240 and settings.primary.policy.interpolation == "bicubic"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PRIMARY_URL": "", "FALLBACK_URL": ""}, "set PRIMARY_URL, FALLBACK_URL or both"),
+    ({"PRIMARY_URL": "ftp://x:1"}, "PRIMARY_URL='ftp://x:1'"),
+    ({"PRIMARY_URL": "grpc://x:port"}, "invalid port"),
+    ({"FALLBACK_MODEL": ""}, "FALLBACK_MODEL is required"),
+    ({"REQUEST_DEADLINE_MS": "soon"}, "REQUEST_DEADLINE_MS='soon' is not an integer"),
+    ({"REQUEST_DEADLINE_MS": "10"}, "REQUEST_DEADLINE_MS=10 is outside"),
+    ({"HEDGE": "maybe"}, "HEDGE='maybe'"),
+    ({"HEDGE_MAX_FRACTION": "2"}, "HEDGE_MAX_FRACTION=2.0 is outside"),
+    ({"HEDGE_MIN_MS": "500", "HEDGE_MAX_MS": "100"}, "HEDGE_MIN_MS=500 exceeds HEDGE_MAX_MS=100"),
+    ({"THREADS": "4", "MAX_IN_FLIGHT": "8"}, "THREADS=4 must exceed MAX_IN_FLIGHT=8"),
+    ({"PRIMARY_INTERPOLATION": "magic"}, "PRIMARY_RESIZE_SHORTER/PRIMARY_INTERPOLATION"),
+    ({"PRIMARY_MANIFEST": "/nonexistent.json"}, "PRIMARY_MANIFEST=/nonexistent.json"),
+    ({"LABELS_PATH": "/nonexistent"}, "LABELS_PATH=/nonexistent"),
+])
+def test_errors_name_the_variable(env, message):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**ENV, **env})
+    assert message in str(caught.value)
