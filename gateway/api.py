@@ -15,6 +15,7 @@ from gateway.labels import top_k
 from gateway.openapi import openapi_document
 from gateway.routing import AllBackendsFailed
 from gateway.service import Service
+from gateway.uploads import image_bytes
 
 bp = Blueprint("api", __name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -30,27 +31,6 @@ def _top_k() -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP_K:
         raise ApiError(400, "invalid_top_k", f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw!r}")
     return int(raw)
-
-
-def _image_bytes() -> bytes:
-    mimetype = request.mimetype
-    if mimetype == "multipart/form-data":
-        upload = request.files.get("file") or request.files.get("image")
-        if upload is None:
-            raise ApiError(400, "missing_file", "multipart form needs a file field named 'file' (or 'image')")
-        data = upload.read()
-    elif mimetype in imaging.MEDIA_TYPES:
-        data = request.get_data(cache=False)
-    elif not request.content_length and not mimetype:
-        raise ApiError(400, "missing_file", "send an image: multipart field 'file', or a raw body with "
-                                            "Content-Type image/jpeg|png|webp|gif|bmp")
-    else:
-        raise ApiError(415, "unsupported_media_type",
-                       f"Content-Type {mimetype or 'none'} is not accepted; use multipart/form-data with a "
-                       f"'file' field or one of {', '.join(imaging.MEDIA_TYPES)}")
-    if not data:
-        raise ApiError(400, "empty_file", "the uploaded image is empty")
-    return data
 
 
 @bp.post("/classify")
@@ -69,7 +49,7 @@ def classify() -> Response:
     service.metrics.in_flight.inc()
     try:
         k = _top_k()
-        data = _image_bytes()
+        data = image_bytes(request)
         min_shorter = min(b.policy.resize_shorter for b in settings.backends)
         try:
             image = imaging.decode(data, settings.max_pixels, min_shorter)

@@ -67,7 +67,7 @@ def decode(data: bytes, max_pixels: int, min_shorter: int) -> Image.Image:
     try:
         image.seek(0)  # first frame of an animation
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to rotate
         return _to_rgb(image)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(422, "corrupt_image", f"image data is truncated or corrupt: {exc}") from None

@@ -3,6 +3,7 @@
 import io
 
 import pytest
+from urllib3 import encode_multipart_formdata
 
 
 def upload(client, data, field="file", path="/classify", **kwargs):
@@ -65,7 +66,10 @@ def test_both_down_is_503_with_both_reasons(make_app, jpeg):
 
 @pytest.mark.parametrize(("kwargs", "status", "code"), [
     ({"data": {"other": (io.BytesIO(b"x"), "x.jpg")}, "content_type": "multipart/form-data"}, 400, "missing_file"),
-    ({"data": {"file": (io.BytesIO(b""), "x.jpg")}, "content_type": "multipart/form-data"}, 400, "empty_file"),
+    (dict(zip(("data", "content_type"), encode_multipart_formdata({"file": ("x.jpg", b"", "image/jpeg")}))),
+     400, "empty_file"),
+    ({"data": b"--x\r\ngarbage", "content_type": "multipart/form-data; boundary=x"}, 400, "missing_file"),
+    ({"data": b"abc", "content_type": "multipart/form-data"}, 400, "bad_multipart"),
     ({"data": b"", "content_type": "image/jpeg"}, 400, "empty_file"),
     ({}, 400, "missing_file"),
     ({"json": {"image": "base64..."}}, 415, "unsupported_media_type"),
