@@ -60,7 +60,10 @@ class Service:
 
     @classmethod
     def build(cls, settings: Settings,
-              client_factory: Callable[[BackendSettings], ModelClient] = make_client) -> Service:
+              client_factory: Callable[[BackendSettings], ModelClient] | None = None) -> Service:
+        """``client_factory`` replaces the real clients (tests); by default each backend gets a
+        client with one worker per request allowed in flight."""
+        factory = client_factory or (lambda backend: make_client(backend, settings.max_in_flight))
         metrics = Metrics()
 
         def transition(name: str, _old: State, new: State) -> None:
@@ -75,7 +78,7 @@ class Service:
                 settings.breaker_latency_ms / 1000 if settings.breaker_latency_ms else None,
                 on_transition=transition)
             metrics.circuit_state.labels(backend.role).set(State.CLOSED.value)
-            backends[backend.role] = Backend(backend, client_factory(backend), breaker)
+            backends[backend.role] = Backend(backend, factory(backend), breaker)
         return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
                    labels=load_labels(settings.labels_path), metrics=metrics,
                    in_flight=InFlight(settings.max_in_flight),
