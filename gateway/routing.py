@@ -4,7 +4,8 @@ One deadline per request. The primary gets at most ``primary_timeout`` of it and
 ``fallback_reserve``, so the fallback always has time to answer. When the primary has not answered
 by its recent p95 (clamped to [hedge_min, hedge_max]), the fallback is asked too (hedging, capped to
 a fraction of requests) and the first valid answer wins, the primary's if it comes within a short
-grace window after the fallback's. Every fallback answer carries its reason.
+grace window after the fallback's. A half-open circuit's probe request is always hedged, beyond
+the cap: users should not wait for the breaker to find out. Every fallback answer carries its reason.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class Router:
         now = self._clock()
         primary_deadline = now
         hedge_at: float | None = None
+        probing = False
         if self.primary is not None:
             reserve = self.settings.fallback_reserve_ms / 1000 if self.fallback else 0.0
             budget = min(self.settings.primary_timeout_ms / 1000, deadline - now - reserve)
@@ -132,6 +134,7 @@ class Router:
                 plan.reasons["primary"] = "circuit_open"
             else:
                 primary_deadline = now + budget
+                probing = admission == Admission.PROBE
                 plan.attempts["primary"] = self._start(self.primary, admission, image, tensors, budget)
                 if self.fallback is not None and self.settings.hedge_enabled:
                     hedge_at = now + self.hedge_delay_s()
@@ -162,7 +165,7 @@ class Router:
             if fallback is None and self.fallback is not None and "fallback" not in plan.reasons:
                 primary_gone = "primary" in plan.reasons
                 hedge_due = hedge_at is not None and now >= hedge_at
-                if primary_gone or (hedge_due and self.hedges.allows()):
+                if primary_gone or (hedge_due and (probing or self.hedges.allows())):
                     admission = self.fallback.breaker.admit()
                     if admission is None:
                         plan.reasons["fallback"] = "circuit_open"

@@ -147,3 +147,17 @@ def test_slow_fallback_cannot_exceed_the_deadline():
     with pytest.raises(AllBackendsFailed) as caught:
         classify(router)
     assert caught.value.reasons["primary"] == "timeout" and caught.value.reasons["fallback"] == "timeout"
+
+
+def test_a_half_open_probe_is_always_hedged():
+    router, backends = make_router({"delay_s": 0.6}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50",
+                                   HEDGE_MAX_MS="50", HEDGE_MAX_FRACTION="0")
+    breaker = backends["primary"].breaker = CircuitBreaker("primary", 3, cooldown_s=0.0, max_cooldown_s=0.0)
+    for _ in range(3):
+        breaker.record_failure(breaker.admit(), "timeout")
+    assert breaker.state == State.OPEN
+    outcome, elapsed = classify(router)  # cool-down over: this request is the probe
+    assert outcome.hedged and outcome.fallback and elapsed < 0.3
+    unhedged, _ = make_router({"delay_s": 0.3}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50",
+                              HEDGE_MAX_MS="50", HEDGE_MAX_FRACTION="0")
+    assert classify(unhedged)[0].hedged is False, "ordinary requests respect a zero cap"
