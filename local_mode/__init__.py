@@ -1,0 +1,1 @@
+"""Run the whole stack on localhost without Docker: LiteRT model servers and the gateway."""
