@@ -23,7 +23,7 @@ import requests
 
 from gateway.imaging import ResizePolicy, decode, to_tensor
 from protocol import tensors
-from protocol.generated import predict_pb2, predict_pb2_grpc
+from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.chaos.conftest import FALLBACK, GATEWAY_ENV, PRIMARY, run_load
 from tests.fault_proxy import FaultProxy
 from tests.processes import Gateway, ModelServer
@@ -83,9 +83,9 @@ def breaker_open_overhead(tmp: Path, proxy: FaultProxy, fallback: ModelServer, i
     url = f"{gateway.url}/classify"
     for _ in range(5):  # opens the breaker
         session.post(url, data=image, headers={"Content-Type": "image/jpeg"})
-    stub = predict_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(fallback.grpc_target))
+    stub = tfs_predict_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(fallback.grpc_target))
     tensor = to_tensor(decode(image, 10**8, 256), ResizePolicy(256))
-    request = predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=FALLBACK),
+    request = tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=FALLBACK),
                                          inputs={"images": tensors.to_proto(tensor)})
     direct, through, alone, reasons = [], [], [], set()
     for _ in range(count):
@@ -102,8 +102,8 @@ def breaker_open_overhead(tmp: Path, proxy: FaultProxy, fallback: ModelServer, i
     gateway.stop()
     only.stop()
     proxy.set_mode("pass")
-    over_direct = [t - d for t, d in zip(through, direct)]
-    over_alone = [t - a for t, a in zip(through, alone)]
+    over_direct = [t - d for t, d in zip(through, direct, strict=True)]
+    over_alone = [t - a for t, a in zip(through, alone, strict=True)]
     return [f"| breaker open ({', '.join(sorted(reasons))}), {count} requests, 0.3 MP JPEG | gateway "
             f"{ms(through, 50):.1f} / {ms(through, 99):.1f} ms p50/p99; fallback direct {ms(direct, 50):.1f} / "
             f"{ms(direct, 99):.1f} ms; fallback-only gateway {ms(alone, 50):.1f} / {ms(alone, 99):.1f} ms "

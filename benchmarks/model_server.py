@@ -24,7 +24,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from models.server.settings import available_cores
 from protocol import tensors
-from protocol.generated import predict_pb2, predict_pb2_grpc
+from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.processes import ModelServer
 
 
@@ -82,8 +82,8 @@ def bench(models: Path, name: str, model_file: str, interpreters: int, threads: 
         server.start(timeout=120)
         loaded_rss, _ = rss_mb(server.process.pid)
         channel = grpc.insecure_channel(server.grpc_target)
-        stub = predict_pb2_grpc.PredictionServiceStub(channel)
-        request = predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=name),
+        stub = tfs_predict_pb2_grpc.PredictionServiceStub(channel)
+        request = tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=name),
                                              inputs={"images": tensors.to_proto(image)})
         session = requests.Session()
         rest_body = json.dumps({"instances": image.tolist()}).encode()
@@ -93,7 +93,7 @@ def bench(models: Path, name: str, model_file: str, interpreters: int, threads: 
         result = {
             "direct": direct_samples,
             "grpc": grpc_samples,
-            "added": [g - d for g, d in zip(grpc_samples, direct_samples)],
+            "added": [g - d for g, d in zip(grpc_samples, direct_samples, strict=True)],
             "rest": timed(lambda: session.post(url, data=rest_body, timeout=30).raise_for_status(), count // 4),
             "throughput": {c: throughput(lambda: stub.Predict(request, timeout=60), c, max(40, count // 2))
                            for c in (1, 4, 8)},

@@ -14,8 +14,7 @@ import math
 import threading
 import time
 from collections import deque
-from typing import Callable
-
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 

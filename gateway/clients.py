@@ -20,7 +20,7 @@ import requests
 
 from gateway.settings import BackendSettings
 from protocol import tensors
-from protocol.generated import predict_pb2, predict_pb2_grpc
+from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 
 NUM_CLASSES = 1000
 _GRPC_OPTIONS = [
@@ -87,11 +87,11 @@ class GrpcModelClient(_PooledClient):
     def __init__(self, settings: BackendSettings, workers: int = 16):
         super().__init__(settings, workers)
         self._channel = grpc.insecure_channel(settings.target, options=_GRPC_OPTIONS)
-        self._stub = predict_pb2_grpc.PredictionServiceStub(self._channel)
-        self._spec = predict_pb2.ModelSpec(name=settings.model, signature_name="serving_default")
+        self._stub = tfs_predict_pb2_grpc.PredictionServiceStub(self._channel)
+        self._spec = tfs_predict_pb2.ModelSpec(name=settings.model, signature_name="serving_default")
 
     def _predict(self, batch: np.ndarray, timeout_s: float) -> Prediction:
-        request = predict_pb2.PredictRequest(model_spec=self._spec, inputs={"images": tensors.to_proto(batch)})
+        request = tfs_predict_pb2.PredictRequest(model_spec=self._spec, inputs={"images": tensors.to_proto(batch)})
         try:
             response = self._stub.Predict(request, timeout=timeout_s)
         except grpc.RpcError as exc:
@@ -108,8 +108,8 @@ class GrpcModelClient(_PooledClient):
 
     def status(self, timeout_s: float) -> str:
         try:
-            self._stub.GetModelMetadata(predict_pb2.GetModelMetadataRequest(
-                model_spec=predict_pb2.ModelSpec(name=self.settings.model), metadata_field=["signature_def"]),
+            self._stub.GetModelMetadata(tfs_predict_pb2.GetModelMetadataRequest(
+                model_spec=tfs_predict_pb2.ModelSpec(name=self.settings.model), metadata_field=["signature_def"]),
                 timeout=timeout_s)
             return "AVAILABLE"
         except grpc.RpcError as exc:

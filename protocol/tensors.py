@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocol.generated import tensor_pb2, types_pb2
+from protocol.generated import tfs_tensor_pb2, tfs_types_pb2
 
-DataType = types_pb2.DataType
+DataType = tfs_types_pb2.DataType
 
 _NUMPY_BY_DTYPE: dict[int, np.dtype] = {
     DataType.DT_FLOAT: np.dtype("<f4"),
@@ -66,19 +66,19 @@ def proto_dtype(dtype: np.dtype) -> int:
         raise TensorEncodingError(f"unsupported array dtype {np.dtype(dtype)}") from None
 
 
-def shape_proto(shape: tuple[int, ...] | list[int]) -> tensor_pb2.TensorShapeProto:
-    return tensor_pb2.TensorShapeProto(dim=[tensor_pb2.TensorShapeProto.Dim(size=int(s)) for s in shape])
+def shape_proto(shape: tuple[int, ...] | list[int]) -> tfs_tensor_pb2.TensorShapeProto:
+    return tfs_tensor_pb2.TensorShapeProto(dim=[tfs_tensor_pb2.TensorShapeProto.Dim(size=int(s)) for s in shape])
 
 
-def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
+def to_proto(array: np.ndarray) -> tfs_tensor_pb2.TensorProto:
     array = np.asarray(array)
     dtype = proto_dtype(array.dtype)
     contiguous = np.ascontiguousarray(array, dtype=_NUMPY_BY_DTYPE[dtype])
-    return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape_proto(array.shape),
+    return tfs_tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape_proto(array.shape),
                                   tensor_content=contiguous.tobytes())
 
 
-def to_array(tensor: tensor_pb2.TensorProto, max_elements: int | None = None) -> np.ndarray:
+def to_array(tensor: tfs_tensor_pb2.TensorProto, max_elements: int | None = None) -> np.ndarray:
     dtype = numpy_dtype(tensor.dtype)
     if tensor.tensor_shape.unknown_rank:
         raise TensorEncodingError("tensor_shape has unknown rank")

@@ -10,6 +10,7 @@ The gateway's own client is untouched: faults live on the wire.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -43,10 +44,8 @@ class FaultProxy:
         with self._lock:
             connections, self._connections = self._connections, set()
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.close()
 
     def _track(self, *conns: socket.socket) -> None:
@@ -98,10 +97,8 @@ class FaultProxy:
             pass
         finally:
             for conn in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._closed.set()

@@ -42,7 +42,7 @@ class WideResNet50x2(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         channels = 64
-        for index, (blocks, planes) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512)), start=1):
+        for index, (blocks, planes) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512), strict=True), start=1):
             stage = []
             for block in range(blocks):
                 stage.append(Bottleneck(channels, planes, 2 if block == 0 and index > 1 else 1))

@@ -63,7 +63,7 @@ def write_manifest(version_dir: Path, entry: ModelEntry, version: int, weights: 
             "interpolation": entry.interpolation,
         },
         "files": files,
-        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "export_seconds": round(seconds, 1),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }

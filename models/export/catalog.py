@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # Keras loads lazily so that the CLI can reject bad arguments instantly.
     import keras
@@ -32,7 +33,7 @@ class ModelEntry:
 
 def _torch_normalise(x: keras.KerasTensor) -> keras.KerasTensor:
     scale = [1.0 / (255.0 * s) for s in IMAGENET_STD]
-    offset = [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+    offset = [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
     from keras import layers
 
     return layers.Rescaling(scale, offset, name="normalise")(x)

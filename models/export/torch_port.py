@@ -47,7 +47,7 @@ def load_torch_state_dict(model: keras.Model, state_dict: dict[str, np.ndarray])
         raise ValueError(f"state_dict does not match the model: missing {missing[:5]}, unused {unused[:5]}")
     for layer in weighted:
         new = _keras_weights(layer, grouped[layer.name])
-        for current, value in zip(layer.get_weights(), new):
+        for current, value in zip(layer.get_weights(), new, strict=True):
             if current.shape != value.shape:
                 raise ValueError(f"{layer.name}: shape {value.shape} from torch, Keras expects {current.shape}")
         layer.set_weights(new)

@@ -83,7 +83,7 @@ def reestimate_batchnorm(model: keras.Model, seed: int, batches: int = 4, batch_
                 layer.momentum = i / (i + 1)
             model(synthetic_images(rng, batch_size), training=True)
     finally:
-        for layer, momentum in zip(norms, saved):
+        for layer, momentum in zip(norms, saved, strict=True):
             layer.momentum = momentum
 
 

@@ -54,7 +54,7 @@ def build_wide_resnet50_2(num_classes: int = 1000) -> keras.Model:
     x = layers.ZeroPadding2D(1, name="maxpool_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
     in_channels = 64
-    for stage, (blocks, planes) in enumerate(zip(BLOCKS_PER_STAGE, STAGE_PLANES), start=1):
+    for stage, (blocks, planes) in enumerate(zip(BLOCKS_PER_STAGE, STAGE_PLANES, strict=True), start=1):
         for block in range(blocks):
             stride = 2 if (block == 0 and stage > 1) else 1
             downsample = block == 0 and (stride != 1 or in_channels != planes * EXPANSION)

@@ -7,6 +7,7 @@ accepting work, lets in-flight calls finish for up to SHUTDOWN_GRACE_S seconds, 
 
 from __future__ import annotations
 
+import _thread
 import logging
 import signal
 import sys
@@ -45,35 +46,33 @@ def main() -> int:
         print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
               f"{exc}", file=sys.stderr)
         return 2
-    grpc_server.start()
-    log.info("serving %s: gRPC on %s:%s, REST on %s:%s", settings.model_name, settings.host, grpc_port,
-             settings.host, rest_server.effective_port)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # unwinds waitress's loop in the main thread
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
     def load() -> None:
         try:
             model.load()
         except Exception:
             log.critical("exiting: the model could not be loaded")
-            signal.raise_signal(signal.SIGTERM)
+            _thread.interrupt_main()
 
-    threading.Thread(target=load, name="load", daemon=True).start()
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(0 if model.ready or signum != signal.SIGTERM else 1)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    grpc_server.start()
+    log.info("serving %s: gRPC on %s:%s, REST on %s:%s", settings.model_name, settings.host, grpc_port,
+             settings.host, rest_server.effective_port)
     try:
+        threading.Thread(target=load, name="load", daemon=True).start()  # inside: it may interrupt at once
         rest_server.run()
-    except SystemExit as exit_:
-        code = exit_.code
-    else:
-        code = 0
+    except KeyboardInterrupt:
+        pass
     finally:
         log.info("shutting down")
         grpc_server.stop(SHUTDOWN_GRACE_S).wait()
         rest_server.close()
-    return int(code or 0)
+    return 1 if model.error else 0
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent import futures
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, wrappers_pb2
@@ -12,7 +13,7 @@ from google.protobuf import any_pb2, wrappers_pb2
 from models.server.errors import InvalidArgument, ServingError
 from models.server.model import SIGNATURE, LiteRTModel, TensorSpec
 from protocol import tensors
-from protocol.generated import predict_pb2, predict_pb2_grpc, tensor_pb2
+from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc, tfs_tensor_pb2
 
 log = logging.getLogger(__name__)
 
@@ -42,31 +43,31 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
             response_serializer=handler.response_serializer)
 
 
-def _version(spec: predict_pb2.ModelSpec) -> int | None:
+def _version(spec: tfs_predict_pb2.ModelSpec) -> int | None:
     if spec.WhichOneof("version_choice") == "version_label":
         raise InvalidArgument("version labels are not supported; use a numeric version")
     return spec.version.value if spec.HasField("version") else None
 
 
-def _check_signature(spec: predict_pb2.ModelSpec) -> None:
+def _check_signature(spec: tfs_predict_pb2.ModelSpec) -> None:
     if spec.signature_name not in ("", SIGNATURE):
         raise InvalidArgument(f'Serving signature name: "{spec.signature_name}" not found in signature def')
 
 
-def _tensor_info(spec: TensorSpec) -> tensor_pb2.TensorInfo:
-    return tensor_pb2.TensorInfo(name=spec.tensor_name, dtype=tensors.proto_dtype(spec.dtype),
+def _tensor_info(spec: TensorSpec) -> tfs_tensor_pb2.TensorInfo:
+    return tfs_tensor_pb2.TensorInfo(name=spec.tensor_name, dtype=tensors.proto_dtype(spec.dtype),
                                  tensor_shape=tensors.shape_proto(spec.shape))
 
 
-class PredictionService(predict_pb2_grpc.PredictionServiceServicer):
+class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
     def __init__(self, model: LiteRTModel):
         self.model = model
 
-    def _spec(self, request_spec: predict_pb2.ModelSpec) -> predict_pb2.ModelSpec:
-        return predict_pb2.ModelSpec(name=self.model.name, signature_name=SIGNATURE,
+    def _spec(self, request_spec: tfs_predict_pb2.ModelSpec) -> tfs_predict_pb2.ModelSpec:
+        return tfs_predict_pb2.ModelSpec(name=self.model.name, signature_name=SIGNATURE,
                                      version=wrappers_pb2.Int64Value(value=self.model.version or 0))
 
-    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext) -> predict_pb2.PredictResponse:
+    def Predict(self, request: tfs_predict_pb2.PredictRequest, context: grpc.ServicerContext) -> tfs_predict_pb2.PredictResponse:
         model = self.model
         model.check(request.model_spec.name, _version(request.model_spec))
         _check_signature(request.model_spec)
@@ -81,24 +82,24 @@ class PredictionService(predict_pb2_grpc.PredictionServiceServicer):
         limit = model.settings.max_request_bytes // model.input.dtype.itemsize
         batch = tensors.to_array(proto, max_elements=limit)
         result = model.predict(model.validate(batch))
-        return predict_pb2.PredictResponse(model_spec=self._spec(request.model_spec),
+        return tfs_predict_pb2.PredictResponse(model_spec=self._spec(request.model_spec),
                                            outputs={model.output.name: tensors.to_proto(result)})
 
-    def GetModelMetadata(self, request: predict_pb2.GetModelMetadataRequest,
-                         context: grpc.ServicerContext) -> predict_pb2.GetModelMetadataResponse:
+    def GetModelMetadata(self, request: tfs_predict_pb2.GetModelMetadataRequest,
+                         context: grpc.ServicerContext) -> tfs_predict_pb2.GetModelMetadataResponse:
         model = self.model
         model.check(request.model_spec.name, _version(request.model_spec))
         fields = set(request.metadata_field)
         if fields != {"signature_def"}:
             raise InvalidArgument("metadata_field must be exactly ['signature_def']")
         assert model.input is not None and model.output is not None
-        signature = tensor_pb2.SignatureDef(
+        signature = tfs_tensor_pb2.SignatureDef(
             inputs={model.input.name: _tensor_info(model.input)},
             outputs={model.output.name: _tensor_info(model.output)},
             method_name="tensorflow/serving/predict")
         packed = any_pb2.Any()
-        packed.Pack(predict_pb2.SignatureDefMap(signature_def={SIGNATURE: signature}))
-        return predict_pb2.GetModelMetadataResponse(model_spec=self._spec(request.model_spec),
+        packed.Pack(tfs_predict_pb2.SignatureDefMap(signature_def={SIGNATURE: signature}))
+        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=self._spec(request.model_spec),
                                                     metadata={"signature_def": packed})
 
 
@@ -111,5 +112,5 @@ def create_grpc_server(model: LiteRTModel, workers: int, max_message_bytes: int)
         # Past this many queued calls new ones fail fast with RESOURCE_EXHAUSTED instead of waiting.
         maximum_concurrent_rpcs=workers * 4,
     )
-    predict_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(model), server)
+    tfs_predict_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(model), server)
     return server

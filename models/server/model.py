@@ -121,7 +121,7 @@ class LiteRTModel:
         if batch.dtype != self.input.dtype:
             raise InvalidArgument(f"input {self.input.name!r} must be {self.input.dtype}, got {batch.dtype}")
         expected = self.input.shape
-        if batch.ndim != len(expected) or any(e not in (-1, g) for e, g in zip(expected[1:], batch.shape[1:])):
+        if batch.ndim != len(expected) or any(e not in (-1, g) for e, g in zip(expected[1:], batch.shape[1:], strict=True)):
             raise InvalidArgument(f"input {self.input.name!r} must have shape {list(expected)} (-1: any), "
                                   f"got {list(batch.shape)}")
         if batch.shape[0] < 1 or batch.shape[0] > self.settings.max_batch:

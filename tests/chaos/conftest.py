@@ -14,14 +14,14 @@ import pytest
 import requests
 from PIL import Image
 
-from protocol.generated import predict_pb2_grpc
+from protocol.generated import tfs_predict_pb2_grpc
 from tests.fault_proxy import FaultProxy
 from tests.processes import Gateway, ModelServer, free_port
 
 PRIMARY, FALLBACK = "wide_resnet50_2", "mobilenet_v3_large"
 
 
-class _FailingService(predict_pb2_grpc.PredictionServiceServicer):
+class _FailingService(tfs_predict_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         context.abort(grpc.StatusCode.INTERNAL, "injected internal error")
 
@@ -33,7 +33,7 @@ class _FailingService(predict_pb2_grpc.PredictionServiceServicer):
 def error_server():
     """A real gRPC server that fails every call: what a broken primary (HTTP 500) looks like."""
     server = grpc.server(futures.ThreadPoolExecutor(4))
-    predict_pb2_grpc.add_PredictionServiceServicer_to_server(_FailingService(), server)
+    tfs_predict_pb2_grpc.add_PredictionServiceServicer_to_server(_FailingService(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield port

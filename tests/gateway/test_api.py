@@ -66,7 +66,7 @@ def test_both_down_is_503_with_both_reasons(make_app, jpeg):
 
 @pytest.mark.parametrize(("kwargs", "status", "code"), [
     ({"data": {"other": (io.BytesIO(b"x"), "x.jpg")}, "content_type": "multipart/form-data"}, 400, "missing_file"),
-    (dict(zip(("data", "content_type"), encode_multipart_formdata({"file": ("x.jpg", b"", "image/jpeg")}))),
+    (dict(zip(("data", "content_type"), encode_multipart_formdata({"file": ("x.jpg", b"", "image/jpeg")}), strict=True)),
      400, "empty_file"),
     ({"data": b"--x\r\ngarbage", "content_type": "multipart/form-data; boundary=x"}, 400, "missing_file"),
     ({"data": b"abc", "content_type": "multipart/form-data"}, 400, "bad_multipart"),

@@ -4,7 +4,7 @@ import grpc
 import numpy as np
 import pytest
 
-from protocol.generated import predict_pb2_grpc
+from protocol.generated import tfs_predict_pb2_grpc
 from tests.processes import ModelServer
 
 MOBILENET = "mobilenet_v3_large"
@@ -21,7 +21,7 @@ def server(exported_models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def stub(server):
     with grpc.insecure_channel(server.grpc_target) as channel:
-        yield predict_pb2_grpc.PredictionServiceStub(channel)
+        yield tfs_predict_pb2_grpc.PredictionServiceStub(channel)
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def test_float32_tflite_agrees_with_saved_model(outputs, name):
 @pytest.mark.parametrize("name", MODELS)
 def test_int8_tflite_keeps_the_top5(outputs, name):
     reference, quantised = outputs[name]["float32"], outputs[name]["int8"]
-    overlaps = [len(set(np.argsort(-r)[:5]) & set(np.argsort(-q)[:5])) / 5 for r, q in zip(reference, quantised)]
+    overlaps = [len(set(np.argsort(-r)[:5]) & set(np.argsort(-q)[:5])) / 5 for r, q in zip(reference, quantised, strict=True)]
     print(f"{name}: int8 vs float32 top-5 overlap {np.mean(overlaps):.0%} (per image {overlaps})")
     assert np.mean(overlaps) >= 0.6
 

@@ -6,12 +6,12 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from protocol import tensors
-from protocol.generated import predict_pb2, tensor_pb2, types_pb2
+from protocol.generated import tfs_predict_pb2, tfs_tensor_pb2, tfs_types_pb2
 from tests.models.conftest import MOBILENET
 
 
 def request(images, **spec):
-    return predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=MOBILENET, **spec),
+    return tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET, **spec),
                                       inputs={"images": tensors.to_proto(images)})
 
 
@@ -26,16 +26,16 @@ def test_predict_with_tensor_content(stub, images, reference):
 
 
 def test_predict_with_typed_int_val_and_any_input_name(stub, images, reference):
-    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_UINT8, tensor_shape=tensors.shape_proto(images[:1].shape),
+    proto = tfs_tensor_pb2.TensorProto(dtype=tfs_types_pb2.DT_UINT8, tensor_shape=tensors.shape_proto(images[:1].shape),
                                    int_val=images[:1].ravel().tolist())
-    got = stub.Predict(predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=MOBILENET),
+    got = stub.Predict(tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET),
                                                   inputs={"input_1": proto}), timeout=10)
     np.testing.assert_allclose(tensors.to_array(got.outputs["probabilities"]), reference(images[:1]), atol=1e-6)
 
 
 def test_predict_with_version_and_output_filter(stub, images):
-    response = stub.Predict(predict_pb2.PredictRequest(
-        model_spec=predict_pb2.ModelSpec(name=MOBILENET, version=wrappers_pb2.Int64Value(value=1)),
+    response = stub.Predict(tfs_predict_pb2.PredictRequest(
+        model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET, version=wrappers_pb2.Int64Value(value=1)),
         inputs={"images": tensors.to_proto(images)}, output_filter=["probabilities"]), timeout=10)
     assert tensors.to_array(response.outputs["probabilities"]).shape == (2, 1000)
 
@@ -47,20 +47,20 @@ def test_predict_with_version_and_output_filter(stub, images):
     (lambda im: request(im, signature_name="other"), grpc.StatusCode.INVALID_ARGUMENT, "not found"),
     (lambda im: request(im, version=wrappers_pb2.Int64Value(value=3)), grpc.StatusCode.NOT_FOUND, "Specific"),
     (lambda im: request(im, version_label="stable"), grpc.StatusCode.INVALID_ARGUMENT, "version labels"),
-    (lambda im: predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name="other"),
+    (lambda im: tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name="other"),
                                            inputs={"images": tensors.to_proto(im)}),
      grpc.StatusCode.NOT_FOUND, "Servable not found"),
-    (lambda im: predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=MOBILENET)),
+    (lambda im: tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET)),
      grpc.StatusCode.INVALID_ARGUMENT, "one input"),
-    (lambda im: predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=MOBILENET),
+    (lambda im: tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET),
                                            inputs={"images": tensors.to_proto(im)}, output_filter=["logits"]),
      grpc.StatusCode.INVALID_ARGUMENT, "logits"),
-    (lambda im: predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=MOBILENET), inputs={
-        "images": tensor_pb2.TensorProto(dtype=types_pb2.DT_UINT8, tensor_shape=tensors.shape_proto([1, 224, 224, 3]),
+    (lambda im: tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET), inputs={
+        "images": tfs_tensor_pb2.TensorProto(dtype=tfs_types_pb2.DT_UINT8, tensor_shape=tensors.shape_proto([1, 224, 224, 3]),
                                          tensor_content=b"short")}),
      grpc.StatusCode.INVALID_ARGUMENT, "tensor_content holds 5 bytes"),
-    (lambda im: predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=MOBILENET), inputs={
-        "images": tensor_pb2.TensorProto(dtype=types_pb2.DT_UINT8,
+    (lambda im: tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET), inputs={
+        "images": tfs_tensor_pb2.TensorProto(dtype=tfs_types_pb2.DT_UINT8,
                                          tensor_shape=tensors.shape_proto([10**6, 224, 224, 3]))}),
      grpc.StatusCode.INVALID_ARGUMENT, "exceeds the limit"),
 ])
@@ -72,13 +72,13 @@ def test_predict_errors(stub, images, build, code, message):
 
 
 def test_get_model_metadata(stub):
-    response = stub.GetModelMetadata(predict_pb2.GetModelMetadataRequest(
-        model_spec=predict_pb2.ModelSpec(name=MOBILENET), metadata_field=["signature_def"]), timeout=10)
+    response = stub.GetModelMetadata(tfs_predict_pb2.GetModelMetadataRequest(
+        model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET), metadata_field=["signature_def"]), timeout=10)
     assert response.model_spec.version.value == 1
-    signatures = predict_pb2.SignatureDefMap()
+    signatures = tfs_predict_pb2.SignatureDefMap()
     assert response.metadata["signature_def"].Unpack(signatures)
     signature = signatures.signature_def["serving_default"]
-    assert signature.inputs["images"].dtype == types_pb2.DT_UINT8
+    assert signature.inputs["images"].dtype == tfs_types_pb2.DT_UINT8
     assert [d.size for d in signature.inputs["images"].tensor_shape.dim] == [-1, 224, 224, 3]
     assert [d.size for d in signature.outputs["probabilities"].tensor_shape.dim] == [-1, 1000]
 
@@ -88,6 +88,6 @@ def test_request_over_the_message_limit_is_refused(stub):
     proto = tensors.to_proto(big)
     proto.tensor_content = proto.tensor_content * 8  # > 4 MiB limit of this server
     with pytest.raises(grpc.RpcError) as caught:
-        stub.Predict(predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=MOBILENET),
+        stub.Predict(tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET),
                                                 inputs={"images": proto}), timeout=10)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -15,14 +15,14 @@ from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings, SettingsError
 from protocol import tensors
-from protocol.generated import predict_pb2, predict_pb2_grpc
+from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.conftest import REPO
 from tests.models.conftest import MOBILENET
 from tests.processes import ModelServer, serve_tflite
 
 
 def _predict(stub, images, timeout=30):
-    response = stub.Predict(predict_pb2.PredictRequest(model_spec=predict_pb2.ModelSpec(name=MOBILENET),
+    response = stub.Predict(tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET),
                                                        inputs={"images": tensors.to_proto(images)}), timeout=timeout)
     return tensors.to_array(response.outputs["probabilities"])
 
@@ -42,7 +42,7 @@ def test_not_ready_until_loaded_and_warmed_up(exported_models, images):
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = predict_pb2_grpc.PredictionServiceStub(channel)
+            stub = tfs_predict_pb2_grpc.PredictionServiceStub(channel)
             with pytest.raises(grpc.RpcError) as caught:
                 _predict(stub, images[:1])
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -71,10 +71,14 @@ def test_restart_and_graceful_stop_with_a_request_in_flight(tmp_path, exported_m
     for round_ in range(2):  # the second round restarts on the same ports
         server.start()
         with grpc.insecure_channel(server.grpc_target) as channel:
-            stub = predict_pb2_grpc.PredictionServiceStub(channel)
+            stub = tfs_predict_pb2_grpc.PredictionServiceStub(channel)
             assert _predict(stub, images[:1]).shape == (1, 1000)
-            result = {}
-            slow = threading.Thread(target=lambda: result.setdefault("out", _predict(stub, images)))
+            result: dict = {}
+
+            def slow_call(stub=stub, result=result) -> None:
+                result["out"] = _predict(stub, images)
+
+            slow = threading.Thread(target=slow_call)
             slow.start()
             threading.Event().wait(0.05)  # the batch of 32 is being computed when SIGTERM arrives
             assert server.stop() == 0
@@ -89,7 +93,7 @@ def test_concurrent_requests_get_their_own_answers(server, stub, reference):
     expected = [reference(batch) for batch in batches]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda batch: _predict(stub, batch), batches))
-    for got, want in zip(results, expected):
+    for got, want in zip(results, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 

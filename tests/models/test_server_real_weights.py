@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from protocol import tensors
-from protocol.generated import predict_pb2, predict_pb2_grpc
+from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.processes import ModelServer, serve_tflite
 from tests.real_weights import assert_real_labels, photo_tensor
 
@@ -27,8 +27,8 @@ def test_rest_and_grpc_name_the_cat_and_the_espresso(efficientnet, shared_dir):
     assert_real_labels(*rest_top1)
 
     with grpc.insecure_channel(efficientnet.grpc_target) as channel:
-        response = predict_pb2_grpc.PredictionServiceStub(channel).Predict(predict_pb2.PredictRequest(
-            model_spec=predict_pb2.ModelSpec(name="efficientnet"), inputs={"args_0": tensors.to_proto(photos)}),
+        response = tfs_predict_pb2_grpc.PredictionServiceStub(channel).Predict(tfs_predict_pb2.PredictRequest(
+            model_spec=tfs_predict_pb2.ModelSpec(name="efficientnet"), inputs={"args_0": tensors.to_proto(photos)}),
             timeout=30)
     assert list(response.outputs) == ["output_0"]
     grpc_probabilities = tensors.to_array(response.outputs["output_0"])

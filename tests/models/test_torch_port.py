@@ -6,8 +6,8 @@ import pytest
 from models.export.catalog import CATALOG, build_classifier
 from models.export.pth_reader import read_state_dict
 from models.export.torch_port import load_torch_state_dict
-from models.export.wide_resnet import build_wide_resnet50_2
 from models.export.weights import synthetic_images
+from models.export.wide_resnet import build_wide_resnet50_2
 
 TORCHVISION_PARAMETERS = 68_883_240
 

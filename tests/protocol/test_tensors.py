@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from protocol import tensors
-from protocol.generated import predict_pb2, tensor_pb2, types_pb2
+from protocol.generated import tfs_predict_pb2, tfs_tensor_pb2, tfs_types_pb2
 
-DT = types_pb2.DataType
+DT = tfs_types_pb2.DataType
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
@@ -13,8 +13,8 @@ def test_round_trip_through_tensor_content(dtype):
     array = (np.arange(24).reshape(2, 3, 4) % 7).astype(dtype)
     proto = tensors.to_proto(array)
     assert proto.tensor_content and not proto.float_val
-    wire = predict_pb2.PredictRequest(inputs={"x": proto}).SerializeToString()
-    decoded = tensors.to_array(predict_pb2.PredictRequest.FromString(wire).inputs["x"])
+    wire = tfs_predict_pb2.PredictRequest(inputs={"x": proto}).SerializeToString()
+    decoded = tensors.to_array(tfs_predict_pb2.PredictRequest.FromString(wire).inputs["x"])
     assert decoded.dtype == array.dtype and decoded.shape == array.shape
     np.testing.assert_array_equal(decoded, array)
 
@@ -33,7 +33,7 @@ def test_non_contiguous_and_big_endian_arrays_are_encoded_correctly():
      np.array([[1, 2], [3, 4]], np.float16)),
 ])
 def test_typed_value_fields(dtype, field, values, expected):
-    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tensors.shape_proto([2, 2]))
+    proto = tfs_tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tensors.shape_proto([2, 2]))
     getattr(proto, field).extend(values)
     decoded = tensors.to_array(proto)
     assert decoded.dtype == expected.dtype
@@ -41,22 +41,22 @@ def test_typed_value_fields(dtype, field, values, expected):
 
 
 def test_typed_values_follow_tensorflow_fill_rules():
-    proto = tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([2, 3]), float_val=[1, 2])
+    proto = tfs_tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([2, 3]), float_val=[1, 2])
     np.testing.assert_array_equal(tensors.to_array(proto), [[1, 2, 2], [2, 2, 2]])
-    empty = tensor_pb2.TensorProto(dtype=DT.DT_INT32, tensor_shape=tensors.shape_proto([3]))
+    empty = tfs_tensor_pb2.TensorProto(dtype=DT.DT_INT32, tensor_shape=tensors.shape_proto([3]))
     np.testing.assert_array_equal(tensors.to_array(empty), [0, 0, 0])
 
 
 @pytest.mark.parametrize(("proto", "message"), [
-    (tensor_pb2.TensorProto(dtype=DT.DT_STRING, tensor_shape=tensors.shape_proto([1])), "unsupported tensor dtype DT_STRING"),
-    (tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([2]), tensor_content=b"abc"),
+    (tfs_tensor_pb2.TensorProto(dtype=DT.DT_STRING, tensor_shape=tensors.shape_proto([1])), "unsupported tensor dtype DT_STRING"),
+    (tfs_tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([2]), tensor_content=b"abc"),
      "holds 3 bytes"),
-    (tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([1]), float_val=[1, 2]),
+    (tfs_tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([1]), float_val=[1, 2]),
      "2 values given"),
-    (tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([-1, 2])), "negative dimension"),
-    (tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensor_pb2.TensorShapeProto(unknown_rank=True)),
+    (tfs_tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([-1, 2])), "negative dimension"),
+    (tfs_tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tfs_tensor_pb2.TensorShapeProto(unknown_rank=True)),
      "unknown rank"),
-    (tensor_pb2.TensorProto(dtype=99, tensor_shape=tensors.shape_proto([1])), "DataType(99)"),
+    (tfs_tensor_pb2.TensorProto(dtype=99, tensor_shape=tensors.shape_proto([1])), "DataType(99)"),
 ])
 def test_malformed_tensors_raise_a_clear_error(proto, message):
     with pytest.raises(tensors.TensorEncodingError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -64,7 +64,7 @@ def test_malformed_tensors_raise_a_clear_error(proto, message):
 
 
 def test_element_limit_is_checked_before_allocating():
-    huge = tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([100000, 100000]))
+    huge = tfs_tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([100000, 100000]))
     with pytest.raises(tensors.TensorEncodingError, match="exceeds the limit"):
         tensors.to_array(huge, max_elements=1000)
 

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from . import predict_pb2 as predict__pb2
+from . import tfs_predict_pb2 as tfs__predict__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in predict_pb2_grpc.py depends on'
+        + ' but the generated code in tfs_predict_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,13 +36,13 @@ class PredictionServiceStub:
         """
         self.Predict = channel.unary_unary(
                 '/tensorflow.serving.PredictionService/Predict',
-                request_serializer=predict__pb2.PredictRequest.SerializeToString,
-                response_deserializer=predict__pb2.PredictResponse.FromString,
+                request_serializer=tfs__predict__pb2.PredictRequest.SerializeToString,
+                response_deserializer=tfs__predict__pb2.PredictResponse.FromString,
                 _registered_method=True)
         self.GetModelMetadata = channel.unary_unary(
                 '/tensorflow.serving.PredictionService/GetModelMetadata',
-                request_serializer=predict__pb2.GetModelMetadataRequest.SerializeToString,
-                response_deserializer=predict__pb2.GetModelMetadataResponse.FromString,
+                request_serializer=tfs__predict__pb2.GetModelMetadataRequest.SerializeToString,
+                response_deserializer=tfs__predict__pb2.GetModelMetadataResponse.FromString,
                 _registered_method=True)
 
 
@@ -66,13 +66,13 @@ def add_PredictionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Predict': grpc.unary_unary_rpc_method_handler(
                     servicer.Predict,
-                    request_deserializer=predict__pb2.PredictRequest.FromString,
-                    response_serializer=predict__pb2.PredictResponse.SerializeToString,
+                    request_deserializer=tfs__predict__pb2.PredictRequest.FromString,
+                    response_serializer=tfs__predict__pb2.PredictResponse.SerializeToString,
             ),
             'GetModelMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelMetadata,
-                    request_deserializer=predict__pb2.GetModelMetadataRequest.FromString,
-                    response_serializer=predict__pb2.GetModelMetadataResponse.SerializeToString,
+                    request_deserializer=tfs__predict__pb2.GetModelMetadataRequest.FromString,
+                    response_serializer=tfs__predict__pb2.GetModelMetadataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -100,8 +100,8 @@ class PredictionService:
             request,
             target,
             '/tensorflow.serving.PredictionService/Predict',
-            predict__pb2.PredictRequest.SerializeToString,
-            predict__pb2.PredictResponse.FromString,
+            tfs__predict__pb2.PredictRequest.SerializeToString,
+            tfs__predict__pb2.PredictResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -127,8 +127,8 @@ class PredictionService:
             request,
             target,
             '/tensorflow.serving.PredictionService/GetModelMetadata',
-            predict__pb2.GetModelMetadataRequest.SerializeToString,
-            predict__pb2.GetModelMetadataResponse.FromString,
+            tfs__predict__pb2.GetModelMetadataRequest.SerializeToString,
+            tfs__predict__pb2.GetModelMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,6 @@
 from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import wrappers_pb2 as _wrappers_pb2
-import tensor_pb2 as _tensor_pb2
+import tfs_tensor_pb2 as _tfs_tensor_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -28,15 +28,15 @@ class PredictRequest(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: _tensor_pb2.TensorProto
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tensor_pb2.TensorProto, _Mapping]] = ...) -> None: ...
+        value: _tfs_tensor_pb2.TensorProto
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tfs_tensor_pb2.TensorProto, _Mapping]] = ...) -> None: ...
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FILTER_FIELD_NUMBER: _ClassVar[int]
     model_spec: ModelSpec
-    inputs: _containers.MessageMap[str, _tensor_pb2.TensorProto]
+    inputs: _containers.MessageMap[str, _tfs_tensor_pb2.TensorProto]
     output_filter: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., inputs: _Optional[_Mapping[str, _tensor_pb2.TensorProto]] = ..., output_filter: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., inputs: _Optional[_Mapping[str, _tfs_tensor_pb2.TensorProto]] = ..., output_filter: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("model_spec", "outputs")
@@ -45,13 +45,13 @@ class PredictResponse(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: _tensor_pb2.TensorProto
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tensor_pb2.TensorProto, _Mapping]] = ...) -> None: ...
+        value: _tfs_tensor_pb2.TensorProto
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tfs_tensor_pb2.TensorProto, _Mapping]] = ...) -> None: ...
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     model_spec: ModelSpec
-    outputs: _containers.MessageMap[str, _tensor_pb2.TensorProto]
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., outputs: _Optional[_Mapping[str, _tensor_pb2.TensorProto]] = ...) -> None: ...
+    outputs: _containers.MessageMap[str, _tfs_tensor_pb2.TensorProto]
+    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., outputs: _Optional[_Mapping[str, _tfs_tensor_pb2.TensorProto]] = ...) -> None: ...
 
 class SignatureDefMap(_message.Message):
     __slots__ = ("signature_def",)
@@ -60,11 +60,11 @@ class SignatureDefMap(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: _tensor_pb2.SignatureDef
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tensor_pb2.SignatureDef, _Mapping]] = ...) -> None: ...
+        value: _tfs_tensor_pb2.SignatureDef
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tfs_tensor_pb2.SignatureDef, _Mapping]] = ...) -> None: ...
     SIGNATURE_DEF_FIELD_NUMBER: _ClassVar[int]
-    signature_def: _containers.MessageMap[str, _tensor_pb2.SignatureDef]
-    def __init__(self, signature_def: _Optional[_Mapping[str, _tensor_pb2.SignatureDef]] = ...) -> None: ...
+    signature_def: _containers.MessageMap[str, _tfs_tensor_pb2.SignatureDef]
+    def __init__(self, signature_def: _Optional[_Mapping[str, _tfs_tensor_pb2.SignatureDef]] = ...) -> None: ...
 
 class GetModelMetadataRequest(_message.Message):
     __slots__ = ("model_spec", "metadata_field")
