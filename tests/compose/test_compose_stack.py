@@ -1,0 +1,134 @@
+"""`docker compose` on a real engine: configuration of every variant, and failover of the running stack."""
+
+import io
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import requests
+import yaml
+from PIL import Image
+
+from tests.compose.conftest import compose, compose_cli_or_skip, wait_for
+from tests.conftest import REPO, SHARED
+
+VARIANTS = {
+    "gpu": [],
+    "gpu+edge": ["--profile", "edge"],
+}
+
+
+def photos() -> dict[str, bytes]:
+    if (SHARED / "images").is_dir():
+        return {p.stem: p.read_bytes() for p in sorted((SHARED / "images").glob("*.jpg"))}
+    pixels = np.random.default_rng(0).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG")
+    return {"synthetic": buffer.getvalue()}
+
+
+def classify(url: str, data: bytes, path: str = "/classify") -> requests.Response:
+    return requests.post(f"{url}{path}", files={"file": ("photo.jpg", data, "image/jpeg")}, timeout=10)
+
+
+def config(*extra: str, files=("compose.yaml",)) -> dict:
+    compose_cli_or_skip()
+    args = ["docker", "compose", *[a for f in files for a in ("-f", str(REPO / f))], *extra, "config", "--format", "json"]
+    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PATH": "/usr/bin:" + os.environ.get("PATH", "")})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("files", [("compose.yaml",), ("compose.yaml", "compose.cpu.yaml")], ids=["gpu", "cpu"])
+@pytest.mark.parametrize("profile", [[], ["--profile", "edge"]], ids=["default", "edge"])
+def test_every_variant_is_valid(files, profile):
+    rendered = config(*profile, files=files)
+    services = rendered["services"]
+    assert {"gateway", "primary", "fallback"} <= set(services)
+    assert ("edge" in services) == bool(profile) and ("gateway-fallback" in services) == bool(profile)
+    gpu = services["primary"].get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
+    if files == ("compose.yaml",):
+        assert gpu == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+        assert services["primary"]["build"]["target"] == "tfserving"
+    else:
+        assert not gpu and services["primary"]["build"]["target"] == "litert"
+    for name, service in services.items():
+        assert service["healthcheck"]["test"][0] == "CMD", name
+        assert not [v for v in service.get("volumes", []) if v.get("type") == "bind"], f"{name}: bind mount"
+        assert not service.get("image", "").endswith(":latest"), name
+    for name in ("gateway", "primary", "fallback"):
+        assert services[name]["init"] is True and services[name]["read_only"] is True
+        assert any(key.startswith("kompose.") for key in services[name]["labels"])
+        assert services[name]["deploy"]["resources"]["limits"]
+
+
+def test_compose_file_uses_the_specification_format():
+    document = yaml.safe_load((REPO / "compose.yaml").read_text())
+    assert "version" not in document
+    for dockerfile in ("gateway/Dockerfile", "models/fallback/Dockerfile", "models/primary/Dockerfile"):
+        text = (REPO / dockerfile).read_text()
+        assert ":latest" not in text, dockerfile
+        assert "USER 10001" in text, f"{dockerfile} must run as a fixed non-root UID"
+        assert (REPO / f"{dockerfile}.dockerignore").exists(), dockerfile
+    assert ":latest" not in (REPO / "ingress/edge/Dockerfile").read_text()
+
+
+def test_photos_are_classified_by_the_primary(stack):
+    for name, data in photos().items():
+        response = classify(stack, data)
+        assert response.status_code == 200, (name, response.text)
+        body = response.json()
+        assert body["model"] == "wide_resnet50_2" and body["fallback"] is False, name
+        assert len(body["predictions"]) == 5 and body["model_version"] == "1"
+
+
+def _fallback_answers(url: str, data: bytes) -> dict | None:
+    body = classify(url, data).json()
+    return body if body.get("fallback") else None
+
+
+def test_paused_primary_then_stopped_primary_then_back(stack):
+    data = next(iter(photos().values()))
+    compose("pause", "primary")
+    try:
+        body = wait_for(lambda: _fallback_answers(stack, data), 30, "fallback answers while paused")
+        assert body["model"] == "mobilenet_v3_large" and body["fallback_reason"] in ("timeout", "circuit_open")
+        for _ in range(5):
+            response = classify(stack, data)
+            assert response.status_code == 200 and response.json()["fallback"] is True
+    finally:
+        compose("unpause", "primary")
+    wait_for(lambda: not classify(stack, data).json()["fallback"], 60, "primary serves after unpause")
+
+    compose("stop", "primary")
+    try:
+        body = wait_for(lambda: _fallback_answers(stack, data), 30, "fallback answers while stopped")
+        assert body["fallback_reason"] in ("unavailable", "circuit_open", "timeout")
+        ready = requests.get(f"{stack}/readyz", timeout=5).json()
+        assert ready["ready"] is True and ready["backends"]["primary"]["state"].startswith("UNAVAILABLE")
+    finally:
+        compose("start", "primary")
+    compose("up", "--wait", "--wait-timeout", "180", "-d", "primary", timeout=240)
+    body = wait_for(lambda: (b := classify(stack, data).json()) and not b["fallback"] and b, 60,
+                    "primary serves again")
+    assert body["model"] == "wide_resnet50_2"
+
+
+def test_edge_profile_fails_over_to_the_fallback_gateway(stack):
+    compose("--profile", "edge", "up", "--wait", "--wait-timeout", "300", "-d", "edge", "gateway-fallback",
+            timeout=600)
+    port = compose("--profile", "edge", "port", "edge", "8000").stdout.strip().rsplit(":", 1)[1]
+    edge = f"http://127.0.0.1:{port}"
+    data = next(iter(photos().values()))
+    assert classify(edge, data).json()["fallback"] is False
+    compose("stop", "gateway")
+    try:
+        response = wait_for(lambda: (r := classify(edge, data)).status_code == 200 and r, 30, "edge failover")
+        body = response.json()
+        assert body["fallback"] is True and body["model"] == "mobilenet_v3_large"
+    finally:
+        compose("start", "gateway")
+        compose("up", "--wait", "--wait-timeout", "120", "-d", "gateway", timeout=200)
