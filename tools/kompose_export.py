@@ -10,6 +10,7 @@ left out because k8s/components/network-policies replaces them with stricter one
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -78,16 +79,21 @@ def finish_base(generated: Path, base: Path) -> list[str]:
     return sorted(kept)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.kompose_export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compose", type=Path, default=REPO / "compose.yaml")
+    parser.add_argument("--base", type=Path, default=BASE, help="where the generated base goes (k8s/base)")
+    args = parser.parse_args(argv)
     try:
         binary = find_kompose()
         with tempfile.TemporaryDirectory() as tmp:
-            run_kompose(binary, REPO / "compose.yaml", Path(tmp))
-            written = finish_base(Path(tmp), BASE)
+            run_kompose(binary, args.compose, Path(tmp))
+            written = finish_base(Path(tmp), args.base)
     except ExportError as exc:
         print(f"kompose_export: {exc}", file=sys.stderr)
         return 1
-    print(f"kompose_export: wrote {len(written)} manifests and kustomization.yaml to {BASE.relative_to(REPO)}")
+    print(f"kompose_export: wrote {len(written)} manifests and kustomization.yaml to {args.base}")
     return 0
 
 

@@ -1,0 +1,37 @@
+"""The linters CI relies on: ruff for Python, hadolint for Dockerfiles, shellcheck for scripts."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+BIN = Path(sys.executable).parent
+DOCKERFILES = ["gateway/Dockerfile", "models/fallback/Dockerfile", "models/primary/Dockerfile", "ingress/edge/Dockerfile"]
+SCRIPTS = [".ci/run", "scripts/test.sh", "k8s/minikube.sh"]
+
+
+def run(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_ruff():
+    result = run(str(BIN / "ruff"), "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_hadolint(dockerfile):
+    result = run(str(BIN / "hadolint"), dockerfile)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_shellcheck(script):
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck); .ci/run installs it")
+    result = run("shellcheck", "--severity=style", script)
+    assert result.returncode == 0, result.stdout + result.stderr
