@@ -41,6 +41,17 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def efficientnet(shared_dir, tmp_path_factory):
+    """Our LiteRT server running the real-weights EfficientNet-Lite0 from ../shared as "efficientnet"."""
+    from tests.processes import ModelServer, serve_tflite
+
+    base = tmp_path_factory.mktemp("efficientnet")
+    serve_tflite(base, "efficientnet", shared_dir / "models" / "efficientnet-lite0" / "model.tflite")
+    with ModelServer(base, "efficientnet", base / "log") as server:
+        yield server.start()
+
+
+@pytest.fixture(scope="session")
 def torch():
     """torch is kept out of Pipfile.lock (its resolved wheel is machine-specific): install on demand."""
     try:

@@ -3,16 +3,8 @@
 import pytest
 import requests
 
-from tests.processes import Gateway, ModelServer, free_port, serve_tflite
+from tests.processes import Gateway, ModelServer, free_port
 from tests.real_weights import CAT_CLASSES, ESPRESSO
-
-
-@pytest.fixture(scope="module")
-def efficientnet(shared_dir, tmp_path_factory):
-    base = tmp_path_factory.mktemp("fallback")
-    serve_tflite(base, "efficientnet", shared_dir / "models" / "efficientnet-lite0" / "model.tflite")
-    with ModelServer(base, "efficientnet", base / "log") as server:
-        yield server.start()
 
 
 @pytest.fixture(scope="module")

@@ -2,21 +2,11 @@
 
 import grpc
 import numpy as np
-import pytest
 import requests
 
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
-from tests.processes import ModelServer, serve_tflite
 from tests.real_weights import assert_real_labels, photo_tensor
-
-
-@pytest.fixture(scope="module")
-def efficientnet(shared_dir, tmp_path_factory):
-    base = tmp_path_factory.mktemp("base")
-    serve_tflite(base, "efficientnet", shared_dir / "models" / "efficientnet-lite0" / "model.tflite")
-    with ModelServer(base, "efficientnet", base / "log") as server:
-        yield server.start()
 
 
 def test_rest_and_grpc_name_the_cat_and_the_espresso(efficientnet, shared_dir):
