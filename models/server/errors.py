@@ -11,6 +11,8 @@ import grpc
 
 
 class ServingError(Exception):
+    """Base class, and itself the INTERNAL / 500 error."""
+
     http_status = 500
     grpc_code = grpc.StatusCode.INTERNAL
 
@@ -38,8 +40,3 @@ class PayloadTooLarge(InvalidArgument):
 class Unavailable(ServingError):
     http_status = 503
     grpc_code = grpc.StatusCode.UNAVAILABLE
-
-
-class Internal(ServingError):
-    http_status = 500
-    grpc_code = grpc.StatusCode.INTERNAL

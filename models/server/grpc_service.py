@@ -63,7 +63,7 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
     def __init__(self, model: LiteRTModel):
         self.model = model
 
-    def _spec(self, request_spec: tfs_predict_pb2.ModelSpec) -> tfs_predict_pb2.ModelSpec:
+    def _spec(self) -> tfs_predict_pb2.ModelSpec:
         return tfs_predict_pb2.ModelSpec(name=self.model.name, signature_name=SIGNATURE,
                                      version=wrappers_pb2.Int64Value(value=self.model.version or 0))
 
@@ -82,7 +82,7 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
         limit = model.settings.max_request_bytes // model.input.dtype.itemsize
         batch = tensors.to_array(proto, max_elements=limit)
         result = model.predict(model.validate(batch))
-        return tfs_predict_pb2.PredictResponse(model_spec=self._spec(request.model_spec),
+        return tfs_predict_pb2.PredictResponse(model_spec=self._spec(),
                                            outputs={model.output.name: tensors.to_proto(result)})
 
     def GetModelMetadata(self, request: tfs_predict_pb2.GetModelMetadataRequest,
@@ -99,7 +99,7 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
             method_name="tensorflow/serving/predict")
         packed = any_pb2.Any()
         packed.Pack(tfs_predict_pb2.SignatureDefMap(signature_def={SIGNATURE: signature}))
-        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=self._spec(request.model_spec),
+        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=self._spec(),
                                                     metadata={"signature_def": packed})
 
 
