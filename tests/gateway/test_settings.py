@@ -46,3 +46,20 @@ def test_errors_name_the_variable(env, message):
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({**ENV, **env})
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("env", "line"), [
+    ({}, "gateway: set PRIMARY_URL, FALLBACK_URL or both (for example grpc://localhost:8500)"),
+    ({"FALLBACK_URL": "grpc://x:1", "FALLBACK_MODEL": "m", "MAX_IN_FLIGHT": "lots"},
+     "gateway: MAX_IN_FLIGHT='lots' is not an integer"),
+])
+def test_the_process_stops_with_one_line_naming_the_variable(env, line):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    result = subprocess.run([sys.executable, "-m", "gateway"], cwd=REPO, capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", **env})
+    assert result.returncode == 2
+    assert result.stderr.strip() == line
