@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import imaging
@@ -18,7 +16,6 @@ from gateway.service import Service
 from gateway.uploads import image_bytes
 
 bp = Blueprint("api", __name__)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_TOP_K = 10
 
 
@@ -39,9 +36,6 @@ def classify() -> Response:
     started = time.monotonic()
     service = _service()
     settings = service.settings
-    request_id = request.headers.get("X-Request-ID", "")
-    if not _REQUEST_ID.match(request_id):
-        request_id = uuid.uuid4().hex
     if not service.in_flight.try_enter():
         service.metrics.shed.inc()
         raise ApiError(503, "overloaded", f"more than {settings.max_in_flight} requests in flight; retry shortly",
@@ -80,11 +74,10 @@ def classify() -> Response:
         "hedged": outcome.hedged,
         "timings_ms": {"decode": round((decoded - started) * 1000, 2), "preprocess": round(outcome.preprocess_ms, 2),
                        "infer": round(outcome.infer_ms, 2), "total": round(total * 1000, 2)},
-        "request_id": request_id,
+        "request_id": g.request_id,
     }
     response = jsonify(body)
-    response.headers.update({"X-Model": outcome.backend.model, "X-Fallback": str(outcome.fallback).lower(),
-                             "X-Request-ID": request_id})
+    response.headers.update({"X-Model": outcome.backend.model, "X-Fallback": str(outcome.fallback).lower()})
     if outcome.fallback_reason:
         response.headers["X-Fallback-Reason"] = outcome.fallback_reason
     return response

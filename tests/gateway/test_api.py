@@ -95,6 +95,12 @@ def test_invalid_top_k(client, jpeg, top_k):
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_top_k"
 
 
+def test_errors_carry_the_request_id_too(client):
+    response = client.post("/classify", json={}, headers={"X-Request-ID": "err-7"})
+    assert response.status_code == 415 and response.headers["X-Request-ID"] == "err-7"
+    assert len(client.get("/nothing").headers["X-Request-ID"]) == 32
+
+
 def test_body_over_the_limit_is_413(make_app, jpeg):
     client = make_app(MAX_BODY_BYTES="2048").test_client()
     response = client.post("/classify", data=jpeg, content_type="image/jpeg")
