@@ -21,6 +21,7 @@ import grpc
 import numpy as np
 import requests
 
+from benchmarks.timing import ms
 from gateway.imaging import ResizePolicy, decode, to_tensor
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
@@ -38,10 +39,6 @@ def photo() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).resize((640, 480), Image.Resampling.BICUBIC).save(buffer, format="JPEG")
     return buffer.getvalue()
-
-
-def ms(values, q) -> float:
-    return float(np.percentile(np.array(values) * 1000, q))
 
 
 def gateway_for(tmp: Path, name: str, primary: str, fallback: str, **env: str) -> Gateway:

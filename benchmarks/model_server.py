@@ -22,31 +22,17 @@ import numpy as np
 import requests
 from ai_edge_litert.interpreter import Interpreter
 
+from benchmarks.timing import ms, timed
 from models.server.settings import available_cores
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.processes import ModelServer
 
 
-def percentile(samples: list[float], q: float) -> float:
-    return float(np.percentile(np.array(samples) * 1000, q))
-
-
 def direct_call(path: Path, image: np.ndarray, threads: int):
     runner = Interpreter(str(path), num_threads=threads).get_signature_runner()
     name = list(runner.get_input_details())[0]
     return lambda: runner(**{name: image})
-
-
-def timed(call, count: int) -> list[float]:
-    for _ in range(10):
-        call()
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def interleaved(first, second, count: int) -> tuple[list[float], list[float]]:
@@ -118,11 +104,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for interpreters, threads in ((cores, 1), (1, cores), (cores, cores)):
         r = bench(args.models, args.model, args.model_file, interpreters, threads, args.count)
-        d50, added = percentile(r["direct"], 50), percentile(r["added"], 50)
-        g50, g99 = percentile(r["grpc"], 50), percentile(r["grpc"], 99)
+        d50, added = ms(r["direct"], 50), ms(r["added"], 50)
+        g50, g99 = ms(r["grpc"], 50), ms(r["grpc"], 99)
         tp = " / ".join(f"{r['throughput'][c]:.0f}" for c in (1, 4, 8))
         print(f"| {interpreters} interpreter(s) x {threads} thread(s) | {d50:.2f} | {g50:.2f} / {g99:.2f} "
-              f"| {added:.2f} | {percentile(r['rest'], 50):.1f} | {tp} | {r['rss_loaded']:.0f} / "
+              f"| {added:.2f} | {ms(r['rest'], 50):.1f} | {tp} | {r['rss_loaded']:.0f} / "
               f"{r['rss_peak']:.0f} |")
 
 

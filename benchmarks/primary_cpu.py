@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.timing import ms, timed
 from models.server.settings import available_cores
 
 
 def p50_ms(call, count: int) -> tuple[float, float]:
-    for _ in range(3):
-        call()
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return float(np.percentile(samples, 50) * 1000), float(np.percentile(samples, 90) * 1000)
+    samples = timed(call, count, warmup=3)
+    return ms(samples, 50), ms(samples, 90)
 
 
 def main() -> None:
