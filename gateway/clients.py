@@ -46,6 +46,11 @@ class BackendError(Exception):
         self.reason, self.detail = reason, detail
 
 
+def failure_reason(error: BaseException) -> str:
+    """timeout / unavailable / error for whatever a call's future raised."""
+    return error.reason if isinstance(error, BackendError) else "error"
+
+
 class ModelClient(Protocol):
     settings: BackendSettings
 
@@ -153,13 +158,13 @@ class RestModelClient(_PooledClient):
         try:
             response = self._session.get(self._status_url, timeout=timeout_s)
             versions = response.json()["model_version_status"]
-            states = [v["state"] for v in versions]
+            available = [str(v["version"]) for v in versions if v["state"] == "AVAILABLE"]
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             return f"UNAVAILABLE ({type(exc).__name__})"
-        available = [v["version"] for v in versions if v["state"] == "AVAILABLE"]
-        if available:
-            self._version = str(available[-1])
-        return "AVAILABLE" if "AVAILABLE" in states else f"UNAVAILABLE ({', '.join(states) or 'no version'})"
+        if not available:
+            return f"UNAVAILABLE ({', '.join(v['state'] for v in versions) or 'no version'})"
+        self._version = available[-1]
+        return "AVAILABLE"
 
     def close(self) -> None:
         super().close()

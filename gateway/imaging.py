@@ -21,6 +21,9 @@ _INTERPOLATION = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resamp
 WHITE = (255, 255, 255)
 
 
+_BROKEN = (OSError, SyntaxError, ValueError, EOFError)  # what Pillow raises for damaged data
+
+
 class ImageError(ValueError):
     """Input that is not a usable image. ``status``: 415 not an image we read, 422 a broken one,
     413 too many pixels."""
@@ -43,6 +46,10 @@ class ResizePolicy:
             raise ValueError(f"need 0 < crop ({self.crop}) <= resize_shorter ({self.resize_shorter})")
 
 
+def _corrupt(exc: Exception) -> ImageError:
+    return ImageError(422, "corrupt_image", f"image data is truncated or corrupt: {exc}")
+
+
 def decode(data: bytes, max_pixels: int, min_shorter: int) -> Image.Image:
     """Open, check size, decode (JPEG at reduced DCT scale), orient and convert to RGB."""
     try:
@@ -54,8 +61,8 @@ def decode(data: bytes, max_pixels: int, min_shorter: int) -> Image.Image:
                          f"not an image in a supported format ({', '.join(FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(413, "too_many_pixels", f"image has more than {max_pixels} pixels") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # recognised, but the header is broken
-        raise ImageError(422, "corrupt_image", f"image data is truncated or corrupt: {exc}") from None
+    except _BROKEN as exc:  # recognised, but the header is broken
+        raise _corrupt(exc) from None
     width, height = image.size
     if width * height > max_pixels:
         raise ImageError(413, "too_many_pixels", f"image is {width}x{height}, over the limit of {max_pixels} pixels")
@@ -69,8 +76,8 @@ def decode(data: bytes, max_pixels: int, min_shorter: int) -> Image.Image:
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to rotate
         return _to_rgb(image)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(422, "corrupt_image", f"image data is truncated or corrupt: {exc}") from None
+    except _BROKEN as exc:
+        raise _corrupt(exc) from None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from gateway.breaker import Admission, CircuitBreaker
-from gateway.clients import BackendError, ModelClient
+from gateway.clients import ModelClient, failure_reason
 from gateway.imaging import to_tensor
 from gateway.metrics import Metrics
 from gateway.settings import BackendSettings, Settings
@@ -90,8 +90,7 @@ class _Attempt:
         return self.future.done() and self.future.exception() is not None
 
     def reason(self) -> str:
-        error = self.future.exception()
-        return error.reason if isinstance(error, BackendError) else "error"
+        return failure_reason(self.future.exception())
 
 
 @dataclass
@@ -210,7 +209,7 @@ class Router:
                 backend.breaker.record_success(admission, latency)
                 self.metrics.backend_latency.labels(backend.role, "ok").observe(latency)
             else:
-                reason = error.reason if isinstance(error, BackendError) else "error"
+                reason = failure_reason(error)
                 backend.breaker.record_failure(admission, reason)
                 self.metrics.backend_latency.labels(backend.role, reason).observe(latency)
 

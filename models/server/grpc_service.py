@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import any_pb2, wrappers_pb2
 
 from models.server.errors import InvalidArgument, ServingError
-from models.server.model import SIGNATURE, LiteRTModel, TensorSpec
+from models.server.model import SIGNATURE, LiteRTModel, TensorSpec, check_signature
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc, tfs_tensor_pb2
 
@@ -49,11 +49,6 @@ def _version(spec: tfs_predict_pb2.ModelSpec) -> int | None:
     return spec.version.value if spec.HasField("version") else None
 
 
-def _check_signature(spec: tfs_predict_pb2.ModelSpec) -> None:
-    if spec.signature_name not in ("", SIGNATURE):
-        raise InvalidArgument(f'Serving signature name: "{spec.signature_name}" not found in signature def')
-
-
 def _tensor_info(spec: TensorSpec) -> tfs_tensor_pb2.TensorInfo:
     return tfs_tensor_pb2.TensorInfo(name=spec.tensor_name, dtype=tensors.proto_dtype(spec.dtype),
                                  tensor_shape=tensors.shape_proto(spec.shape))
@@ -70,7 +65,7 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request: tfs_predict_pb2.PredictRequest, context: grpc.ServicerContext) -> tfs_predict_pb2.PredictResponse:
         model = self.model
         model.check(request.model_spec.name, _version(request.model_spec))
-        _check_signature(request.model_spec)
+        check_signature(request.model_spec.signature_name)
         assert model.input is not None and model.output is not None
         if len(request.inputs) != 1:
             raise InvalidArgument(f"the model has one input ({model.input.name!r}), got {sorted(request.inputs)}")

@@ -38,6 +38,12 @@ class TensorSpec:
     shape: tuple[int, ...]  # -1 for dimensions that vary; dimension 0 is always the batch
 
 
+def check_signature(name: str) -> None:
+    """Only serving_default exists; "" means it, as in TF-Serving."""
+    if name not in ("", SIGNATURE):
+        raise InvalidArgument(f'Serving signature name: "{name}" not found in signature def')
+
+
 def find_version(base: Path, name: str) -> tuple[int, Path]:
     """TF-Serving's default version policy: the highest numeric version folder wins."""
     model_dir = base / name

@@ -11,7 +11,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from models.server.errors import InvalidArgument, NotFound, PayloadTooLarge, ServingError
-from models.server.model import SIGNATURE, LiteRTModel, TensorSpec
+from models.server.model import SIGNATURE, LiteRTModel, TensorSpec, check_signature
 
 # /v1/models/<name>[/versions/<v>|/labels/<l>][/metadata | :predict]
 _PATH = re.compile(
@@ -88,9 +88,7 @@ def _single(value: Any, spec: TensorSpec, where: str) -> Any:
 def _parse_predict(body: Any, spec: TensorSpec) -> tuple[np.ndarray, bool]:
     if not isinstance(body, dict):
         raise InvalidArgument("request body must be a JSON object")
-    signature = body.get("signature_name", SIGNATURE) or SIGNATURE
-    if signature != SIGNATURE:
-        raise InvalidArgument(f'Serving signature name: "{signature}" not found in signature def')
+    check_signature(body.get("signature_name") or "")
     if ("instances" in body) == ("inputs" in body):
         raise InvalidArgument("request must have exactly one of 'instances' (row) or 'inputs' (columnar)")
     if "instances" in body:
