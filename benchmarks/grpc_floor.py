@@ -21,13 +21,16 @@ from protocol.generated import tfs_predict_pb2_grpc as pbg
 
 
 class Sleeper(pbg.PredictionServiceServicer):
+    """Predict sleeps (standing in for the inference), then answers [1, 1000] probabilities."""
+
     def __init__(self, sleep_s: float):
         self.sleep_s = sleep_s
+        self.response = pb.PredictResponse(outputs={"probabilities": tensors.to_proto(np.zeros((1, 1000), np.float32))})
 
     def Predict(self, request, context):
         if self.sleep_s:
             time.sleep(self.sleep_s)
-        return pb.PredictResponse()
+        return self.response
 
 
 def main() -> None:
