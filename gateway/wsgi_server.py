@@ -1,49 +1,26 @@
-"""waitress, with its own error answers (body over the limit, malformed HTTP) in our JSON shape.
-
-waitress checks Content-Length (and counts chunked bodies) against ``max_request_body_size`` while
-reading, so an oversized upload is refused with 413 without being buffered; that refusal is
-waitress's, not Flask's, hence this hook.
-"""
+"""The gateway's waitress: limits from the settings, waitress's own errors in the gateway's JSON shape."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
-import waitress
 from flask import Flask
-from waitress.channel import HTTPChannel
-from waitress.task import ErrorTask
 
 from gateway.settings import Settings
+from protocol import http_server
 
 _CODES = {400: "bad_request", 413: "payload_too_large", 431: "request_header_fields_too_large",
           500: "internal_error"}
 
 
-class JsonErrorTask(ErrorTask):
-    def execute(self) -> None:
-        error = self.request.error
-        message = str(error.body).strip() or error.reason
-        if error.code == 413:
-            message = f"request body is over the limit of {self.channel.adj.max_request_body_size} bytes"
-        body = json.dumps({"error": {"code": _CODES.get(error.code, "error"), "message": message}}).encode()
-        self.status = f"{error.code} {error.reason}"
-        self.response_headers.append(("Content-Type", "application/json"))
-        self.set_close_on_finish()
-        self.content_length = len(body)
-        self.write(body)
-
-
-class JsonErrorChannel(HTTPChannel):
-    error_task_class = JsonErrorTask
+def error_body(code: int, message: str) -> dict[str, Any]:
+    return {"error": {"code": _CODES.get(code, "error"), "message": message}}
 
 
 def create_server(app: Flask, settings: Settings):  # -> waitress's server (no public type)
-    server = waitress.create_server(
-        app, host=settings.host, port=settings.port, threads=settings.threads, ident="gateway",
+    return http_server.create_server(
+        app, error_body, host=settings.host, port=settings.port, threads=settings.threads, ident="gateway",
         max_request_body_size=settings.max_body_bytes,
         connection_limit=settings.threads * 4,
         channel_timeout=max(30, settings.deadline_ms // 1000 * 4),
     )
-    server.channel_class = JsonErrorChannel
-    return server

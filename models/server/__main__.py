@@ -14,13 +14,13 @@ import sys
 import threading
 from types import FrameType
 
-import waitress
 from pythonjsonlogger.json import JsonFormatter
 
 from models.server.grpc_service import create_grpc_server
 from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings, SettingsError
+from protocol import http_server
 
 SHUTDOWN_GRACE_S = 5.0
 log = logging.getLogger("models.server")
@@ -40,8 +40,10 @@ def main() -> int:
     grpc_server = create_grpc_server(model, workers=workers, max_message_bytes=settings.max_request_bytes)
     try:
         grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
-        rest_server = waitress.create_server(create_rest_app(model, settings.max_request_bytes), host=settings.host,
-                                             port=settings.rest_port, threads=workers, ident="models.server")
+        rest_server = http_server.create_server(
+            create_rest_app(model, settings.max_request_bytes), lambda _code, message: {"error": message},
+            host=settings.host, port=settings.rest_port, threads=workers, ident="models.server",
+            max_request_body_size=settings.max_request_bytes)
     except (RuntimeError, OSError) as exc:
         print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
               f"{exc}", file=sys.stderr)

@@ -126,7 +126,7 @@ def create_rest_app(model: LiteRTModel, max_request_bytes: int) -> Flask:
         try:
             body = json.loads(request.get_data(cache=False))
         except RequestEntityTooLarge:
-            raise PayloadTooLarge(f"request body exceeds {max_request_bytes} bytes") from None
+            raise PayloadTooLarge(f"request body is over the limit of {max_request_bytes} bytes") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"JSON Parse error: {exc}") from None
         assert model.input is not None
@@ -143,7 +143,7 @@ def create_rest_app(model: LiteRTModel, max_request_bytes: int) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         if isinstance(error, RequestEntityTooLarge):
-            return _json({"error": f"request body exceeds {max_request_bytes} bytes"}, 413)
+            return _json({"error": f"request body is over the limit of {max_request_bytes} bytes"}, 413)
         return _json({"error": error.description or error.name}, error.code or 500)
 
     @app.errorhandler(Exception)

@@ -4,6 +4,7 @@ import pytest
 import requests
 
 from tests.processes import Gateway, ModelServer, free_port
+from tests.raw_http import announce_huge_body
 from tests.real_weights import CAT_CLASSES, ESPRESSO
 
 
@@ -75,20 +76,9 @@ def test_bad_inputs_never_wedge_the_gateway(efficientnet, shared_dir, tmp_path):
 
 def test_oversized_upload_is_refused_before_it_is_read(efficientnet, tmp_path):
     """The 413 comes back while the client is still announcing a 1 GiB body."""
-    import socket
-
     with Gateway(tmp_path / "log", FALLBACK_URL=f"grpc://{efficientnet.grpc_target}", FALLBACK_MODEL="efficientnet",
                  MAX_BODY_BYTES=str(1 << 20)) as gateway:
         gateway.start()
-        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
-            sock.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                         b"Content-Length: 1073741824\r\n\r\n" + b"\xff" * 65536)
-            received = b""
-            while b"}}" not in received:  # the JSON body may come in a second packet
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                received += chunk
-            answer = received.decode(errors="replace")
+        answer = announce_huge_body(gateway.port, "/classify", "image/jpeg")
         assert answer.startswith("HTTP/1.1 413"), answer
         assert "application/json" in answer and "payload_too_large" in answer

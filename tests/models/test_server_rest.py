@@ -1,10 +1,13 @@
 """TF-Serving REST conformance, written from TF-Serving's documented requests and responses."""
 
+import json
+
 import numpy as np
 import pytest
 import requests
 
 from tests.models.conftest import MOBILENET
+from tests.raw_http import announce_huge_body
 
 
 def url(server, path=""):
@@ -92,7 +95,16 @@ def test_unknown_model_and_paths(server):
 def test_body_over_the_limit_is_refused_with_413(server):
     response = requests.post(url(server, ":predict"), data=b"[" + b"0," * (3 << 20) + b"0]",
                              headers={"Content-Type": "application/json"})
-    assert response.status_code == 413 and "exceeds" in response.json()["error"]
+    assert response.status_code == 413 and "over the limit" in response.json()["error"]
+
+
+def test_body_over_the_limit_is_refused_before_it_is_read(server):
+    """The JSON 413 comes back while the client is still announcing a 1 GiB body."""
+    answer = announce_huge_body(server.rest_port, f"/v1/models/{MOBILENET}:predict", "application/json")
+    assert answer.startswith("HTTP/1.1 413"), answer
+    head, _, body = answer.partition("\r\n\r\n")
+    assert "application/json" in head
+    assert json.loads(body) == {"error": f"request body is over the limit of {4 << 20} bytes"}
 
 
 def test_server_keeps_serving_after_bad_requests(server, images, reference):
