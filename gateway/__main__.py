@@ -13,8 +13,7 @@ import sys
 import threading
 from types import FrameType
 
-from pythonjsonlogger.json import JsonFormatter
-
+from common.logs import log_json_to_stdout
 from gateway import create_app
 from gateway.service import Service
 from gateway.settings import Settings, SettingsError
@@ -24,9 +23,7 @@ log = logging.getLogger("gateway")
 
 
 def main() -> int:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    log_json_to_stdout()
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from common.environment import EnvReader, SettingsError
 from gateway.imaging import ResizePolicy
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "imagenet1k_labels.json"
-
-
-class SettingsError(ValueError):
-    """A variable is missing or wrong; the message names it and what it accepts."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        reader = _Reader(env)
+        reader = EnvReader(env)
         primary = _backend(reader, "primary")
         fallback = _backend(reader, "fallback")
         if primary is None and fallback is None:
@@ -112,49 +109,7 @@ class Settings:
         return settings
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]):
-        self.env = env
-
-    def raw(self, name: str) -> str:
-        return self.env.get(name, "").strip()
-
-    def int(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.raw(name)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not an integer") from None
-        if not low <= value <= high:
-            raise SettingsError(f"{name}={value} is outside {low}..{high}")
-        return value
-
-    def float(self, name: str, default: float, low: float, high: float) -> float:
-        raw = self.raw(name)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not a number") from None
-        if not low <= value <= high:
-            raise SettingsError(f"{name}={value} is outside {low}..{high}")
-        return value
-
-    def bool(self, name: str, default: bool) -> bool:
-        raw = self.raw(name).lower()
-        if not raw:
-            return default
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{name}={raw!r}: use true or false")
-
-
-def _backend(reader: _Reader, role: str) -> BackendSettings | None:
+def _backend(reader: EnvReader, role: str) -> BackendSettings | None:
     prefix = role.upper()
     url = reader.raw(f"{prefix}_URL")
     if not url:
@@ -174,7 +129,7 @@ def _backend(reader: _Reader, role: str) -> BackendSettings | None:
     return BackendSettings(role, url, protocol, target, model, _policy(reader, prefix))
 
 
-def _policy(reader: _Reader, prefix: str) -> ResizePolicy:
+def _policy(reader: EnvReader, prefix: str) -> ResizePolicy:
     manifest = reader.raw(f"{prefix}_MANIFEST")
     values: dict = {}
     if manifest:

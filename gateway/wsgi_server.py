@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Flask
 
+from common import http_server
 from gateway.settings import Settings
-from protocol import http_server
 
 _CODES = {400: "bad_request", 413: "payload_too_large", 431: "request_header_fields_too_large",
           500: "internal_error"}

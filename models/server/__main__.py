@@ -14,22 +14,19 @@ import sys
 import threading
 from types import FrameType
 
-from pythonjsonlogger.json import JsonFormatter
-
+from common.http_server import create_server
+from common.logs import log_json_to_stdout
 from models.server.grpc_service import create_grpc_server
 from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings, SettingsError
-from protocol import http_server
 
 SHUTDOWN_GRACE_S = 5.0
 log = logging.getLogger("models.server")
 
 
 def main() -> int:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    log_json_to_stdout()
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -40,7 +37,7 @@ def main() -> int:
     grpc_server = create_grpc_server(model, workers=workers, max_message_bytes=settings.max_request_bytes)
     try:
         grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
-        rest_server = http_server.create_server(
+        rest_server = create_server(
             create_rest_app(model, settings.max_request_bytes), lambda _code, message: {"error": message},
             host=settings.host, port=settings.rest_port, threads=workers, ident="models.server",
             max_request_body_size=settings.max_request_bytes)

@@ -7,26 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class SettingsError(ValueError):
-    """A variable is missing or has a value the server cannot use; the message names it."""
+from common.environment import EnvReader, SettingsError
 
 
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}={value} is outside {low}..{high}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -49,15 +34,16 @@ class Settings:
         if not name or "/" in name or ":" in name:
             raise SettingsError(f"MODEL_NAME={name!r}: set it to the model's folder name under MODEL_BASE_PATH")
         cores = available_cores()
+        reader = EnvReader(env)
         return cls(
             model_name=name,
             model_base_path=Path(env.get("MODEL_BASE_PATH", "/models")),
             model_file=env.get("MODEL_FILE", "model.tflite"),
-            grpc_port=_int(env, "GRPC_PORT", 8500, 0, 65535),
-            rest_port=_int(env, "REST_PORT", 8501, 0, 65535),
+            grpc_port=reader.int("GRPC_PORT", 8500, 0, 65535),
+            rest_port=reader.int("REST_PORT", 8501, 0, 65535),
             host=env.get("HOST", "0.0.0.0"),
-            interpreters=_int(env, "INTERPRETERS", cores, 1, 64),
-            interpreter_threads=_int(env, "INTERPRETER_THREADS", 1, 1, 64),
-            max_batch=_int(env, "MAX_BATCH", 64, 1, 4096),
-            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
+            interpreters=reader.int("INTERPRETERS", cores, 1, 64),
+            interpreter_threads=reader.int("INTERPRETER_THREADS", 1, 1, 64),
+            max_batch=reader.int("MAX_BATCH", 64, 1, 4096),
+            max_request_bytes=reader.int("MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
         )
