@@ -59,21 +59,23 @@ def test_every_variant_is_valid(files, profile):
         assert service["healthcheck"]["test"][0] == "CMD", name
         assert not [v for v in service.get("volumes", []) if v.get("type") == "bind"], f"{name}: bind mount"
         assert not service.get("image", "").endswith(":latest"), name
-    for name in ("gateway", "primary", "fallback"):
-        assert services[name]["init"] is True and services[name]["read_only"] is True
-        assert any(key.startswith("kompose.") for key in services[name]["labels"])
-        assert services[name]["deploy"]["resources"]["limits"]
+    for name, service in services.items():
+        assert service["init"] is True and service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"] and not service.get("cap_add"), name
+        assert service["healthcheck"]["test"][0] == "CMD", name
+        assert any(key.startswith("kompose.") for key in service["labels"]), name
+        assert service["deploy"]["resources"]["limits"], name
 
 
 def test_compose_file_uses_the_specification_format():
     document = yaml.safe_load((REPO / "compose.yaml").read_text())
     assert "version" not in document
-    for dockerfile in ("gateway/Dockerfile", "models/fallback/Dockerfile", "models/primary/Dockerfile"):
+    for dockerfile in ("gateway/Dockerfile", "models/fallback/Dockerfile", "models/primary/Dockerfile",
+                       "ingress/edge/Dockerfile"):
         text = (REPO / dockerfile).read_text()
         assert ":latest" not in text, dockerfile
         assert "USER 10001" in text, f"{dockerfile} must run as a fixed non-root UID"
         assert (REPO / f"{dockerfile}.dockerignore").exists(), dockerfile
-    assert ":latest" not in (REPO / "ingress/edge/Dockerfile").read_text()
 
 
 def test_photos_are_classified_by_the_primary(stack):
@@ -118,10 +120,11 @@ def test_paused_primary_then_stopped_primary_then_back(stack):
 
 
 def test_edge_profile_fails_over_to_the_fallback_gateway(stack):
-    compose("--profile", "edge", "up", "--wait", "--wait-timeout", "300", "-d", "edge", "gateway-fallback",
+    compose("--profile", "edge", "up", "--build", "--wait", "--wait-timeout", "300", "-d", "edge", "gateway-fallback",
             timeout=600)
     port = compose("--profile", "edge", "port", "edge", "8000").stdout.strip().rsplit(":", 1)[1]
     edge = f"http://127.0.0.1:{port}"
+    assert compose("--profile", "edge", "exec", "-T", "edge", "id", "-u").stdout.strip() == "10001"
     data = next(iter(photos().values()))
     assert classify(edge, data).json()["fallback"] is False
     compose("stop", "gateway")
