@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 
 class SettingsError(ValueError):
@@ -17,28 +20,10 @@ class EnvReader:
         return self.env.get(name, "").strip()
 
     def int(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.raw(name)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not an integer") from None
-        if not low <= value <= high:
-            raise SettingsError(f"{name}={value} is outside {low}..{high}")
-        return value
+        return self._number(name, default, low, high, int, "an integer")
 
     def float(self, name: str, default: float, low: float, high: float) -> float:
-        raw = self.raw(name)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not a number") from None
-        if not low <= value <= high:
-            raise SettingsError(f"{name}={value} is outside {low}..{high}")
-        return value
+        return self._number(name, default, low, high, float, "a number")
 
     def bool(self, name: str, default: bool) -> bool:
         raw = self.raw(name).lower()
@@ -49,3 +34,15 @@ class EnvReader:
         if raw in ("0", "false", "no", "off"):
             return False
         raise SettingsError(f"{name}={raw!r}: use true or false")
+
+    def _number(self, name: str, default: N, low: N, high: N, parse: Callable[[str], N], kind: str) -> N:
+        raw = self.raw(name)
+        if not raw:
+            return default
+        try:
+            value = parse(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not {kind}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}={value} is outside {low}..{high}")
+        return value
