@@ -31,12 +31,6 @@ class NotFound(ServingError):
     grpc_code = grpc.StatusCode.NOT_FOUND
 
 
-class PayloadTooLarge(InvalidArgument):
-    """A REST body over the limit: 413 (TF-Serving has no such limit; gRPC rejects it itself)."""
-
-    http_status = 413
-
-
 class Unavailable(ServingError):
     http_status = 503
     grpc_code = grpc.StatusCode.UNAVAILABLE

@@ -10,7 +10,7 @@ import numpy as np
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from models.server.errors import InvalidArgument, NotFound, PayloadTooLarge, ServingError
+from models.server.errors import InvalidArgument, NotFound, ServingError
 from models.server.model import SIGNATURE, LiteRTModel, TensorSpec, check_signature
 
 # /v1/models/<name>[/versions/<v>|/labels/<l>][/metadata | :predict]
@@ -124,9 +124,7 @@ def create_rest_app(model: LiteRTModel, max_request_bytes: int) -> Flask:
             raise NotFound(f"Malformed request: POST /v1/models/{rest}")
         model.check(match["name"], int(match["version"]) if match["version"] else None)
         try:
-            body = json.loads(request.get_data(cache=False))
-        except RequestEntityTooLarge:
-            raise PayloadTooLarge(f"request body is over the limit of {max_request_bytes} bytes") from None
+            body = json.loads(request.get_data(cache=False))  # over MAX_CONTENT_LENGTH: http_error's 413
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"JSON Parse error: {exc}") from None
         assert model.input is not None
