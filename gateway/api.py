@@ -44,9 +44,8 @@ def classify() -> Response:
     try:
         k = _top_k()
         data = image_bytes(request)
-        min_shorter = min(b.policy.resize_shorter for b in settings.backends)
         try:
-            image = imaging.decode(data, settings.max_pixels, min_shorter)
+            image = imaging.decode(data, settings.max_pixels, settings.decode_shorter)
         except imaging.ImageError as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
         decoded = time.monotonic()

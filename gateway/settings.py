@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,6 +61,11 @@ class Settings:
     @property
     def backends(self) -> list[BackendSettings]:
         return [b for b in (self.primary, self.fallback) if b is not None]
+
+    @cached_property
+    def decode_shorter(self) -> int:
+        """The smallest shorter side a backend resizes to: how far JPEG draft decoding may shrink."""
+        return min(b.policy.resize_shorter for b in self.backends)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
