@@ -86,6 +86,15 @@ class CircuitBreaker:
                 return 0.0
             return max(0.0, self._opened_at + self._cooldown_s - self._clock())
 
+    def would_admit(self) -> bool:
+        """Would ``admit()`` let a request through now? Asks without changing any state."""
+        with self._lock:
+            if self._state == State.CLOSED:
+                return True
+            if self._state == State.OPEN and self._clock() - self._opened_at < self._cooldown_s:
+                return False
+            return not self._probe_in_flight
+
     def admit(self) -> Admission | None:
         """May this request call the backend (None: no)? Turns OPEN into HALF_OPEN once the
         cool-down is over, and then admits exactly one request, the probe, until it reports back."""

@@ -1,7 +1,9 @@
 """Which model answers: primary first, fallback when the primary fails, is slow, or its circuit is open.
 
-One deadline per request. The primary gets at most ``primary_timeout`` of it and never the last
-``fallback_reserve``, so the fallback always has time to answer. When the primary has not answered
+One deadline per request. The primary gets at most ``primary_timeout`` of it and, while the fallback
+could answer, never the last ``fallback_reserve``, so the fallback always has time to. When the
+fallback is missing or its circuit refuses requests, the reserve would only turn slow primary
+answers into errors, so the primary may use it. When the primary has not answered
 by its recent p95 (clamped to [hedge_min, hedge_max]), the fallback is asked too (hedging, capped to
 a fraction of requests) and the first valid answer wins, the primary's if it comes within a short
 grace window after the fallback's. A half-open circuit's probe request is always hedged, beyond
@@ -124,7 +126,8 @@ class Router:
         hedge_at: float | None = None
         probing = False
         if self.primary is not None:
-            reserve = self.settings.fallback_reserve_ms / 1000 if self.fallback else 0.0
+            fallback_usable = self.fallback is not None and self.fallback.breaker.would_admit()
+            reserve = self.settings.fallback_reserve_ms / 1000 if fallback_usable else 0.0
             budget = min(self.settings.primary_timeout_ms / 1000, deadline - now - reserve)
             admission = self.primary.breaker.admit() if budget > 0 else None
             if budget <= 0:

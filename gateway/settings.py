@@ -40,7 +40,7 @@ class Settings:
     threads: int
     deadline_ms: int  # whole request, from arrival to answer
     primary_timeout_ms: int  # most the primary may take of it
-    fallback_reserve_ms: int  # always left for the fallback
+    fallback_reserve_ms: int  # left for the fallback while it could answer
     status_timeout_ms: int
     max_body_bytes: int
     max_pixels: int
@@ -90,7 +90,7 @@ class Settings:
             port=reader.int("PORT", 8080, 0, 65535),
             threads=threads,
             deadline_ms=deadline,
-            primary_timeout_ms=reader.int("PRIMARY_TIMEOUT_MS", deadline - reserve, 1, deadline),
+            primary_timeout_ms=reader.int("PRIMARY_TIMEOUT_MS", deadline, 1, deadline),
             fallback_reserve_ms=reserve,
             status_timeout_ms=reader.int("STATUS_TIMEOUT_MS", 500, 10, 60_000),
             max_body_bytes=reader.int("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30),

@@ -91,7 +91,9 @@ def test_primary_flapping(proxy, fallback, start_gateway, photo):
 
 def test_fallback_down_with_a_healthy_primary(proxy, start_gateway, photo):
     gateway = start_gateway(proxy.target, dead_target(), HEDGE="true")
-    answers, sent = run_load(gateway.url, photo, duration_s=2)
+    # Two clients: a primary within its capacity (one interpreter); four queue past the deadline
+    # on a slow CI machine, which is overload, not this test's subject.
+    answers, sent = run_load(gateway.url, photo, clients=2, duration_s=2)
     assert_all_answered(answers, sent)
     assert all(a.model == PRIMARY and a.body["fallback"] is False for a in answers)
 

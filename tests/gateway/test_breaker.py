@@ -71,6 +71,17 @@ def test_after_cooldown_exactly_one_probe_is_admitted(breaker, clock, transition
     assert transitions[-1] == (State.OPEN, State.HALF_OPEN)
 
 
+def test_would_admit_answers_like_admit_without_moving_the_state(breaker, clock, transitions):
+    assert breaker.would_admit()
+    fail(breaker, 3)
+    assert not breaker.would_admit()
+    clock.now += 2.0
+    assert breaker.would_admit() and breaker.state == State.OPEN, "asking must not start a probe"
+    assert transitions == [(State.CLOSED, State.OPEN)]
+    assert breaker.admit() == Admission.PROBE
+    assert not breaker.would_admit(), "the probe is in flight"
+
+
 def test_successful_probe_closes(breaker, clock, transitions):
     fail(breaker, 3)
     clock.now += 2.0

@@ -60,6 +60,23 @@ def test_hanging_primary_times_out_within_its_budget_and_the_fallback_keeps_its_
     assert 0.65 < elapsed < 0.9
 
 
+def test_primary_may_use_the_reserve_while_the_fallback_circuit_is_open():
+    router, backends = make_router({"delay_s": 0.85}, {"error": "unavailable"})
+    for _ in range(3):
+        backends["fallback"].breaker.record_failure(backends["fallback"].breaker.admit(), "unavailable")
+    assert backends["fallback"].breaker.state == State.OPEN
+    outcome, elapsed = classify(router)
+    assert (outcome.fallback, outcome.probabilities.argmax()) == (False, PRIMARY_TOP)
+    assert backends["primary"].client.timeouts[0] > 0.95, "the whole 1000 ms deadline, not 1000 - 300"
+    assert backends["fallback"].client.calls == 0
+
+
+def test_without_a_fallback_the_primary_gets_the_whole_deadline():
+    router, backends = make_router({"delay_s": 0.85}, None)
+    outcome, _ = classify(router)
+    assert outcome.fallback is False and backends["primary"].client.timeouts[0] > 0.95
+
+
 def test_primary_timeout_setting_caps_its_budget():
     router, backends = make_router({"delay_s": 5}, {"delay_s": 0.01}, PRIMARY_TIMEOUT_MS="200")
     outcome, elapsed = classify(router)

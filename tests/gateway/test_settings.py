@@ -10,7 +10,7 @@ def test_defaults():
     settings = Settings.from_env(ENV)
     assert settings.primary.protocol == "grpc" and settings.primary.target == "127.0.0.1:1"
     assert settings.primary.policy.resize_shorter == 232 and settings.fallback.policy.resize_shorter == 256
-    assert settings.deadline_ms == 2000 and settings.primary_timeout_ms == 1600 and settings.fallback_reserve_ms == 400
+    assert settings.deadline_ms == 2000 and settings.primary_timeout_ms == 2000 and settings.fallback_reserve_ms == 400
     assert settings.max_body_bytes == 10 << 20 and settings.threads > settings.max_in_flight
 
 
