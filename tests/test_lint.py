@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
 DOCKERFILES = ["gateway/Dockerfile", "models/fallback/Dockerfile", "models/primary/Dockerfile", "ingress/edge/Dockerfile"]
-SCRIPTS = [".ci/run", "scripts/test.sh", "k8s/minikube.sh"]
+SCRIPTS = [".ci/run", "scripts/test.sh", "k8s/minikube.sh", "tools/install_locked.sh"]
 
 
 def run(*command: str) -> subprocess.CompletedProcess:

@@ -3,7 +3,8 @@
     python lock_requirements.py Pipfile.lock gateway > requirements.txt
     pip install --require-hashes --no-deps -r requirements.txt
 
-Docker builds use it so images install exactly the locked versions without installing pipenv.
+Docker builds use it through install_locked.sh, so images install exactly the locked versions
+without installing pipenv.
 """
 
 from __future__ import annotations
