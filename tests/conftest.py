@@ -15,6 +15,12 @@ TORCH_TARGET = REPO / ".cache" / "torch"
 TORCH_VERSION = "2.13.0"
 
 
+def tracked_files(*patterns: str) -> list[str]:
+    """The files git tracks that match ``patterns``: checks that list them cannot miss a new one."""
+    listed = subprocess.run(["git", "ls-files", *patterns], cwd=REPO, capture_output=True, text=True, check=True)
+    return listed.stdout.split()
+
+
 @pytest.fixture(scope="session")
 def exported_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both catalog models with seeded random weights, exported once per session (~90 s).

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, tracked_files
 
 BIN = Path(sys.executable).parent
-DOCKERFILES = ["gateway/Dockerfile", "models/fallback/Dockerfile", "models/primary/Dockerfile", "ingress/edge/Dockerfile"]
-SCRIPTS = [".ci/run", "scripts/test.sh", "k8s/minikube.sh", "tools/install_locked.sh"]
+DOCKERFILES = tracked_files("*Dockerfile")
+SCRIPTS = [".ci/run", *tracked_files("*.sh")]
 
 
 def run(*command: str) -> subprocess.CompletedProcess:

@@ -1,18 +1,12 @@
 """The public workflow: tests with the README's command, and every image this repository builds published."""
 
 import re
-import subprocess
 
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, tracked_files
 
 WORKFLOW = yaml.safe_load((REPO / ".github/workflows/ci.yml").read_text())
-
-
-def dockerfiles() -> set[str]:
-    listed = subprocess.run(["git", "ls-files", "*Dockerfile"], cwd=REPO, capture_output=True, text=True, check=True)
-    return set(listed.stdout.split())
 
 
 def test_the_test_job_runs_the_readme_command():
@@ -26,7 +20,7 @@ def test_every_dockerfile_and_target_is_published_after_the_tests():
     assert {"test", "tfserving", "kubernetes"} <= set(publish["needs"])
     assert publish["if"].startswith("startsWith(github.ref, 'refs/tags/")
     matrix = publish["strategy"]["matrix"]["include"]
-    assert {entry["dockerfile"] for entry in matrix} == dockerfiles()
+    assert {entry["dockerfile"] for entry in matrix} == set(tracked_files("*Dockerfile"))
     for entry in matrix:
         stages = re.findall(r"(?im)^FROM\s+\S+\s+AS\s+(\S+)", (REPO / entry["dockerfile"]).read_text())
         assert entry["target"] == "" or entry["target"] in stages, entry

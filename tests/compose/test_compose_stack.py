@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from tests.compose.conftest import compose, compose_cli_or_skip, wait_for
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SHARED, tracked_files
 
 VARIANTS = {
     "gpu": [],
@@ -70,8 +70,7 @@ def test_every_variant_is_valid(files, profile):
 def test_compose_file_uses_the_specification_format():
     document = yaml.safe_load((REPO / "compose.yaml").read_text())
     assert "version" not in document
-    for dockerfile in ("gateway/Dockerfile", "models/fallback/Dockerfile", "models/primary/Dockerfile",
-                       "ingress/edge/Dockerfile"):
+    for dockerfile in tracked_files("*Dockerfile"):
         text = (REPO / dockerfile).read_text()
         assert ":latest" not in text, dockerfile
         assert "USER 10001" in text, f"{dockerfile} must run as a fixed non-root UID"
