@@ -82,16 +82,18 @@ class CircuitBreaker:
     def retry_in_s(self) -> float:
         """While OPEN: seconds until the next probe may run."""
         with self._lock:
-            if self._state != State.OPEN:
-                return 0.0
-            return max(0.0, self._opened_at + self._cooldown_s - self._clock())
+            return self._cooldown_left() if self._state == State.OPEN else 0.0
+
+    def _cooldown_left(self) -> float:
+        """Seconds of the current cool-down still to wait (the caller holds the lock)."""
+        return max(0.0, self._opened_at + self._cooldown_s - self._clock())
 
     def would_admit(self) -> bool:
         """Would ``admit()`` let a request through now? Asks without changing any state."""
         with self._lock:
             if self._state == State.CLOSED:
                 return True
-            if self._state == State.OPEN and self._clock() - self._opened_at < self._cooldown_s:
+            if self._state == State.OPEN and self._cooldown_left() > 0:
                 return False
             return not self._probe_in_flight
 
@@ -102,7 +104,7 @@ class CircuitBreaker:
             if self._state == State.CLOSED:
                 return Admission.NORMAL
             if self._state == State.OPEN:
-                if self._clock() - self._opened_at < self._cooldown_s:
+                if self._cooldown_left() > 0:
                     return None
                 self._move(State.HALF_OPEN, "cool-down over, probing")
             if self._probe_in_flight:
