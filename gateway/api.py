@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -10,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway import imaging
 from gateway.errors import ApiError
 from gateway.labels import top_k
+from gateway.memory_budget import OverBudget, Reservation
 from gateway.openapi import openapi_document
 from gateway.routing import AllBackendsFailed
 from gateway.service import Service
@@ -17,6 +19,7 @@ from gateway.uploads import image_bytes
 
 bp = Blueprint("api", __name__)
 MAX_TOP_K = 10
+_TOP_K = re.compile(r"[0-9]{1,3}")  # ASCII digits only: str.isdigit() also takes "²" and "①"
 
 
 def _service() -> Service:
@@ -25,9 +28,31 @@ def _service() -> Service:
 
 def _top_k() -> int:
     raw = request.args.get("top_k", "5")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP_K:
+    if not _TOP_K.fullmatch(raw) or not 1 <= int(raw) <= MAX_TOP_K:
         raise ApiError(400, "invalid_top_k", f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw!r}")
     return int(raw)
+
+
+def _decode(memory: Reservation) -> imaging.Image.Image:
+    """The upload as an RGB image, holding ``memory`` for the body (and the multipart copy of it)
+    before it is read, and for the decode's peak before pixels are decoded; then only for the image."""
+    settings = _service().settings
+    body = 2 * (request.content_length or settings.max_body_bytes)
+    try:
+        memory.hold(body)
+        data = image_bytes(request)
+        image = imaging.decode(data, settings.max_pixels, settings.decode_shorter,
+                               reserve=lambda nbytes: memory.hold(body + nbytes))
+        memory.hold(image.width * image.height * 4)  # the body and the decode's copies are gone
+        return image
+    except imaging.ImageError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    except OverBudget as exc:
+        if exc.alone:
+            raise ApiError(413, "too_many_pixels", f"decoding this image needs {exc.wanted >> 20} MiB, over the "
+                           f"limit of {exc.capacity >> 20} MiB (MEMORY_BUDGET_BYTES)") from None
+        raise ApiError(503, "overloaded", "other uploads hold the decoding memory; retry shortly",
+                       {"Retry-After": "1"}) from None
 
 
 @bp.post("/classify")
@@ -41,19 +66,21 @@ def classify() -> Response:
         raise ApiError(503, "overloaded", f"more than {settings.max_in_flight} requests in flight; retry shortly",
                        {"Retry-After": "1"})
     service.metrics.in_flight.inc()
+    deadline = started + settings.deadline_ms / 1000
     try:
         k = _top_k()
-        data = image_bytes(request)
-        try:
-            image = imaging.decode(data, settings.max_pixels, settings.decode_shorter)
-        except imaging.ImageError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
-        decoded = time.monotonic()
-        try:
-            outcome = service.router.classify(image, deadline=started + settings.deadline_ms / 1000)
-        except AllBackendsFailed as exc:
-            raise ApiError(503, "models_unavailable", f"no model could answer ({exc})",
-                           {"Retry-After": str(int(round(exc.retry_after_s)))}) from None
+        with Reservation(service.memory, deadline) as memory:
+            image = _decode(memory)
+            decoded = time.monotonic()
+            if decoded >= deadline:  # local work used the time up: no backend is asked, none is blamed
+                raise ApiError(503, "deadline_exceeded", f"reading and decoding the upload took "
+                               f"{(decoded - started) * 1000:.0f} ms of the {settings.deadline_ms} ms deadline",
+                               {"Retry-After": "1"})
+            try:
+                outcome = service.router.classify(image, deadline=deadline)
+            except AllBackendsFailed as exc:
+                raise ApiError(503, "models_unavailable", f"no model could answer ({exc})",
+                               {"Retry-After": str(int(round(exc.retry_after_s)))}) from None
     finally:
         service.in_flight.leave()
         service.metrics.in_flight.dec()

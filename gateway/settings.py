@@ -45,6 +45,7 @@ class Settings:
     max_body_bytes: int
     max_pixels: int
     max_in_flight: int
+    memory_budget_bytes: int  # bodies and decoded pixels of all requests in flight together
     labels_path: Path
     # Resilience policy (issue 5 knobs; defaults documented in README).
     breaker_failures: int
@@ -96,6 +97,7 @@ class Settings:
             max_body_bytes=reader.int("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30),
             max_pixels=reader.int("MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
             max_in_flight=max_in_flight,
+            memory_budget_bytes=reader.int("MEMORY_BUDGET_BYTES", 256 << 20, 1 << 20, 1 << 40),
             labels_path=Path(env.get("LABELS_PATH", str(DEFAULT_LABELS))),
             breaker_failures=reader.int("BREAKER_FAILURES", 5, 1, 1000),
             breaker_cooldown_ms=reader.int("BREAKER_COOLDOWN_MS", 2000, 10, 600_000),
@@ -110,6 +112,9 @@ class Settings:
         )
         if settings.hedge_min_ms > settings.hedge_max_ms:
             raise SettingsError(f"HEDGE_MIN_MS={settings.hedge_min_ms} exceeds HEDGE_MAX_MS={settings.hedge_max_ms}")
+        if settings.memory_budget_bytes < 2 * settings.max_body_bytes:
+            raise SettingsError(f"MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} must hold at least two "
+                                f"MAX_BODY_BYTES ({2 * settings.max_body_bytes}): a body and its multipart copy")
         if not settings.labels_path.is_file():
             raise SettingsError(f"LABELS_PATH={settings.labels_path} is not a file")
         return settings

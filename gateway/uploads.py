@@ -9,7 +9,7 @@ size is already bounded by the server's limit.
 from __future__ import annotations
 
 from flask import Request
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway import imaging
@@ -48,13 +48,13 @@ def _multipart_parts(body: bytes, content_type: str) -> dict[bytes, bytes]:
         if state["name"] in FIELDS and state["name"] not in parts:
             parts[state["name"]] = b"".join(state["chunks"])
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": part_begin, "on_header_field": header_field, "on_header_value": header_value,
-        "on_header_end": header_end, "on_part_data": part_data, "on_part_end": part_end})
-    try:
+    callbacks = {"on_part_begin": part_begin, "on_header_field": header_field, "on_header_value": header_value,
+                 "on_header_end": header_end, "on_part_data": part_data, "on_part_end": part_end}
+    try:  # the constructor refuses a boundary over python-multipart's 256 characters
+        parser = MultipartParser(boundary, callbacks)
         parser.write(body)
         parser.finalize()
-    except MultipartParseError as exc:
+    except (MultipartParseError, FormParserError) as exc:
         raise ApiError(400, "bad_multipart", f"malformed multipart/form-data body: {exc}") from None
     return parts
 
