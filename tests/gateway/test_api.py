@@ -1,6 +1,7 @@
 """The HTTP contract: accepted inputs, the answer's shape, and a JSON error for every bad input."""
 
 import io
+import threading
 import time
 
 import pytest
@@ -236,3 +237,29 @@ def test_slow_decoding_past_the_deadline_blames_no_backend(make_app, jpeg, monke
         assert response.status_code == 503 and response.get_json()["error"]["code"] == "deadline_exceeded"
     assert app.clients["primary"].calls == app.clients["fallback"].calls == 0
     assert all(b.breaker.state.name == "CLOSED" for b in app.extensions["classifier"].backends.values())
+
+
+def test_readiness_with_a_frozen_primary_answers_within_the_status_timeout(make_app):
+    """Seven concurrent /readyz calls with the primary's status call hanging took 2.0 s before
+    (queued on a pool of two), so a 2 s readiness probe failed."""
+    app = make_app(STATUS_TIMEOUT_MS="500")
+
+    def frozen(timeout_s):
+        time.sleep(timeout_s)
+        return "UNAVAILABLE (DEADLINE_EXCEEDED)"
+
+    app.clients["primary"].status = frozen
+    latencies = []
+
+    def probe():
+        started = time.monotonic()
+        response = app.test_client().get("/readyz")
+        latencies.append(time.monotonic() - started)
+        assert response.status_code == 200 and response.get_json()["backends"]["fallback"]["state"] == "AVAILABLE"
+
+    callers = [threading.Thread(target=probe) for _ in range(7)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert len(latencies) == 7 and max(latencies) < 1.0, latencies
