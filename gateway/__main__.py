@@ -21,8 +21,11 @@ from gateway.wsgi_server import create_server
 log = logging.getLogger("gateway")
 
 
-class _Drained(Exception):
-    """Raised in the main thread once draining is over, to leave ``server.run()``."""
+class _Drained(SystemExit):
+    """Raised in the main thread once draining is over, to leave ``server.run()``. A SystemExit,
+    because waitress re-raises only SystemExit and KeyboardInterrupt from its channels' callbacks
+    (waitress 3.0.2 wasyncore.py:94-103, read()) and swallows anything else, as happens when the signal lands
+    while the main thread is closing a connection."""
 
 
 def main() -> int:
