@@ -46,6 +46,9 @@ class Settings:
     max_pixels: int
     max_in_flight: int
     memory_budget_bytes: int  # bodies and decoded pixels of all requests in flight together
+    connection_limit: int
+    header_read_timeout_s: float  # from a request's first byte to the end of its headers
+    request_read_timeout_s: float  # from a request's first byte to the end of its body
     labels_path: Path
     # Resilience policy (issue 5 knobs; defaults documented in README).
     breaker_failures: int
@@ -98,6 +101,9 @@ class Settings:
             max_pixels=reader.int("MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
             max_in_flight=max_in_flight,
             memory_budget_bytes=reader.int("MEMORY_BUDGET_BYTES", 256 << 20, 1 << 20, 1 << 40),
+            connection_limit=reader.int("CONNECTION_LIMIT", 1000, 1, 100_000),
+            header_read_timeout_s=reader.float("HEADER_READ_TIMEOUT_S", 10.0, 0.1, 3600.0),
+            request_read_timeout_s=reader.float("REQUEST_READ_TIMEOUT_S", 60.0, 0.1, 3600.0),
             labels_path=Path(env.get("LABELS_PATH", str(DEFAULT_LABELS))),
             breaker_failures=reader.int("BREAKER_FAILURES", 5, 1, 1000),
             breaker_cooldown_ms=reader.int("BREAKER_COOLDOWN_MS", 2000, 10, 600_000),

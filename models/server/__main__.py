@@ -40,7 +40,8 @@ def main() -> int:
         rest_server = create_server(
             create_rest_app(model, settings.max_request_bytes), lambda _code, message: {"error": message},
             host=settings.host, port=settings.rest_port, threads=workers, ident="models.server",
-            max_request_body_size=settings.max_request_bytes)
+            max_request_body_size=settings.max_request_bytes, header_timeout_s=10, read_timeout_s=60,
+            asyncore_use_poll=True)
     except (RuntimeError, OSError) as exc:
         print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
               f"{exc}", file=sys.stderr)
