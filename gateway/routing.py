@@ -24,6 +24,7 @@ from PIL import Image
 
 from gateway.breaker import Admission, CircuitBreaker
 from gateway.clients import ModelClient, failure_reason
+from gateway.errors import AllBackendsFailed
 from gateway.imaging import to_tensor
 from gateway.metrics import Metrics
 from gateway.settings import BackendSettings, Settings
@@ -50,15 +51,6 @@ class Outcome:
     hedged: bool
     preprocess_ms: float
     infer_ms: float
-
-
-@dataclass
-class AllBackendsFailed(Exception):
-    reasons: dict[str, str]
-    retry_after_s: float
-
-    def __str__(self) -> str:
-        return "; ".join(f"{role}: {reason}" for role, reason in self.reasons.items())
 
 
 class HedgeBudget:
