@@ -9,11 +9,10 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import imaging
-from gateway.errors import ApiError
+from gateway.errors import DeadlineExceeded, InvalidTopK, Overloaded, TooManyPixels
 from gateway.labels import top_k
 from gateway.memory_budget import OverBudget, Reservation
 from gateway.openapi import openapi_document
-from gateway.routing import AllBackendsFailed
 from gateway.service import Service
 from gateway.uploads import image_bytes
 
@@ -29,7 +28,7 @@ def _service() -> Service:
 def _top_k() -> int:
     raw = request.args.get("top_k", "5")
     if not _TOP_K.fullmatch(raw) or not 1 <= int(raw) <= MAX_TOP_K:
-        raise ApiError(400, "invalid_top_k", f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw!r}")
+        raise InvalidTopK(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw!r}")
     return int(raw)
 
 
@@ -45,14 +44,11 @@ def _decode(memory: Reservation) -> imaging.Image.Image:
                                reserve=lambda nbytes: memory.hold(body + nbytes))
         memory.hold(image.width * image.height * 4)  # the body and the decode's copies are gone
         return image
-    except imaging.ImageError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
     except OverBudget as exc:
         if exc.alone:
-            raise ApiError(413, "too_many_pixels", f"decoding this image needs {exc.wanted >> 20} MiB, over the "
-                           f"limit of {exc.capacity >> 20} MiB (MEMORY_BUDGET_BYTES)") from None
-        raise ApiError(503, "overloaded", "other uploads hold the decoding memory; retry shortly",
-                       {"Retry-After": "1"}) from None
+            raise TooManyPixels(f"decoding this image needs {exc.wanted >> 20} MiB, over the limit of "
+                                f"{exc.capacity >> 20} MiB (MEMORY_BUDGET_BYTES)") from None
+        raise Overloaded("other uploads hold the decoding memory; retry shortly", {"Retry-After": "1"}) from None
 
 
 @bp.post("/classify")
@@ -63,8 +59,7 @@ def classify() -> Response:
     settings = service.settings
     if not service.in_flight.try_enter():
         service.metrics.shed.inc()
-        raise ApiError(503, "overloaded", f"more than {settings.max_in_flight} requests in flight; retry shortly",
-                       {"Retry-After": "1"})
+        raise Overloaded(f"more than {settings.max_in_flight} requests in flight; retry shortly", {"Retry-After": "1"})
     service.metrics.in_flight.inc()
     deadline = started + settings.deadline_ms / 1000
     try:
@@ -73,14 +68,9 @@ def classify() -> Response:
             image = _decode(memory)
             decoded = time.monotonic()
             if decoded >= deadline:  # local work used the time up: no backend is asked, none is blamed
-                raise ApiError(503, "deadline_exceeded", f"reading and decoding the upload took "
-                               f"{(decoded - started) * 1000:.0f} ms of the {settings.deadline_ms} ms deadline",
-                               {"Retry-After": "1"})
-            try:
-                outcome = service.router.classify(image, deadline=deadline)
-            except AllBackendsFailed as exc:
-                raise ApiError(503, "models_unavailable", f"no model could answer ({exc})",
-                               {"Retry-After": str(int(round(exc.retry_after_s)))}) from None
+                raise DeadlineExceeded(f"reading and decoding the upload took {(decoded - started) * 1000:.0f} ms "
+                                       f"of the {settings.deadline_ms} ms deadline", {"Retry-After": "1"})
+            outcome = service.router.classify(image, deadline=deadline)
     finally:
         service.in_flight.leave()
         service.metrics.in_flight.dec()
@@ -90,7 +80,6 @@ def classify() -> Response:
     metrics.stage_latency.labels("preprocess").observe(outcome.preprocess_ms / 1000)
     metrics.stage_latency.labels("infer").observe(outcome.infer_ms / 1000)
     metrics.stage_latency.labels("total").observe(total)
-    metrics.requests.labels("200", outcome.backend.model).inc()
     body = {
         "predictions": top_k(outcome.probabilities, service.labels, k),
         "model": outcome.backend.model,

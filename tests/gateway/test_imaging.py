@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gateway.imaging import MAX_JPEG_SCANS, ImageError, ResizePolicy, decode, to_tensor
+from gateway.errors import ImageError
+from gateway.imaging import MAX_JPEG_SCANS, ResizePolicy, decode, to_tensor
 from tests import hostile_images
 
 POLICY = ResizePolicy(resize_shorter=256, crop=224)
