@@ -66,6 +66,8 @@ def image_bytes(request: Request) -> bytes:
         data = next((parts[name] for name in FIELDS if name in parts), None)
         if data is None:
             raise MissingFile("multipart form needs a file field named 'file' (or 'image')")
+        if not all(parts.values()):  # an empty 'image' beside a 'file' is as wrong as an empty 'file'
+            raise EmptyFile("an uploaded image field is empty")
     elif mimetype in imaging.MEDIA_TYPES:
         data = request.get_data(cache=False)
     elif not request.content_length and not mimetype:
