@@ -114,6 +114,7 @@ def _parse_predict(body: Any, spec: TensorSpec) -> tuple[np.ndarray, bool]:
 
 def create_rest_app(model: LiteRTModel, max_request_bytes: int) -> Flask:
     app = Flask(__name__)
+    app.url_map.merge_slashes = False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
 
     @app.get("/v1/models/<path:rest>")

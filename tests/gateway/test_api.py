@@ -283,3 +283,10 @@ def test_readiness_with_a_frozen_primary_answers_within_the_status_timeout(make_
     for caller in callers:
         caller.join()
     assert len(latencies) == 7 and max(latencies) < 1.0, latencies
+
+
+@pytest.mark.parametrize("path", ["//healthz", "//classify", "/readyz//"])
+def test_doubled_slashes_get_json_not_an_html_redirect(client, path):
+    """werkzeug merges slashes with an HTML 308 that Flask's error handlers never see."""
+    response = client.get(path)
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
