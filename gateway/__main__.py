@@ -12,6 +12,7 @@ import sys
 import threading
 from types import FrameType
 
+from common.allocator import return_large_blocks_to_the_os
 from common.logs import log_json_to_stdout
 from gateway import create_app
 from gateway.service import Service
@@ -30,6 +31,7 @@ class _Drained(SystemExit):
 
 def main() -> int:
     log_json_to_stdout()
+    return_large_blocks_to_the_os()
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

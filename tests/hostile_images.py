@@ -47,3 +47,30 @@ def zero_size_png() -> bytes:
     ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
     end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
     return b"\x89PNG\r\n\x1a\n" + ihdr + end
+
+
+def corpus(count: int, seed: int = 0) -> list[bytes]:
+    """``count`` uploads mixing what costs memory and CPU to decode: big flat images of every
+    format (each a few KB on the wire), photo-sized noise, truncations and bit flips of those, and
+    scan bombs. Deterministic for a seed, so passes can be compared."""
+    rng = np.random.default_rng(seed)
+    expensive = [flat_webp(4000), flat_webp(7071), sixteen_bit_png(4000), sixteen_bit_png(5000), rgba_png(3000),
+                 encode(Image.new("RGB", (6000, 4000), (1, 2, 3)), "JPEG", progressive=True),
+                 encode(Image.new("P", (5000, 5000)), "GIF"), scan_bomb(repeats=2000, side=512)]
+    uploads = []
+    for _ in range(count):
+        pick = rng.random()
+        if pick < 0.4:
+            data = expensive[rng.integers(len(expensive))]
+        else:
+            side = int(rng.integers(64, 2048))
+            noise = Image.effect_noise((side, side * 3 // 4), 50).convert("RGB")
+            fmt = ("JPEG", "PNG", "WEBP", "BMP", "GIF")[rng.integers(5)]
+            data = encode(noise, fmt)
+        if rng.random() < 0.3:
+            mutated = bytearray(data)
+            for at in rng.integers(0, len(mutated), 8):
+                mutated[at] ^= 1 << int(rng.integers(8))
+            data = bytes(mutated[: int(len(mutated) * rng.uniform(0.5, 1.0))])
+        uploads.append(data)
+    return uploads

@@ -14,6 +14,7 @@ import sys
 import threading
 from types import FrameType
 
+from common.allocator import return_large_blocks_to_the_os
 from common.http_server import create_server
 from common.logs import log_json_to_stdout
 from models.server.grpc_service import create_grpc_server
@@ -27,6 +28,7 @@ log = logging.getLogger("models.server")
 
 def main() -> int:
     log_json_to_stdout()
+    return_large_blocks_to_the_os()
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
