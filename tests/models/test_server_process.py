@@ -114,10 +114,16 @@ def test_missing_model_makes_the_process_exit_with_the_reason(tmp_path):
     ({"MODEL_NAME": "m", "GRPC_PORT": "abc"}, "GRPC_PORT='abc' is not an integer"),
     ({"MODEL_NAME": "m", "MAX_BATCH": "0"}, "MAX_BATCH=0 is outside 1..4096"),
     ({"MODEL_NAME": "a/b"}, "MODEL_NAME='a/b'"),
+    ({"MODEL_NAME": "m", "SHUTDOWN_GRACE_S": "-1"}, "SHUTDOWN_GRACE_S=-1.0 is outside 0.0..600.0"),
 ])
 def test_settings_errors_name_the_variable(env, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(".", r"\.")):
         Settings.from_env(env)
+
+
+def test_drain_grace_is_a_setting():
+    assert Settings.from_env({"MODEL_NAME": "m"}).shutdown_grace_s == 5.0
+    assert Settings.from_env({"MODEL_NAME": "m", "SHUTDOWN_GRACE_S": "0.5"}).shutdown_grace_s == 0.5
 
 
 def test_bad_settings_stop_the_process_with_one_line():
