@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from common.environment import EnvReader, SettingsError
 from gateway.imaging import ResizePolicy
+from protocol.contract import IMAGE_SIZE
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "imagenet1k_labels.json"
 
@@ -168,6 +169,6 @@ def _policy(reader: EnvReader, prefix: str) -> ResizePolicy:
     shorter = reader.int(f"{prefix}_RESIZE_SHORTER", int(values.get("resize_shorter", 256)), 1, 4096)
     interpolation = reader.raw(f"{prefix}_INTERPOLATION") or values.get("interpolation", "bilinear")
     try:
-        return ResizePolicy(resize_shorter=shorter, crop=int(values.get("crop", 224)), interpolation=interpolation)
+        return ResizePolicy(resize_shorter=shorter, crop=int(values.get("crop", IMAGE_SIZE)), interpolation=interpolation)
     except ValueError as exc:
         raise SettingsError(f"{prefix}_RESIZE_SHORTER/{prefix}_INTERPOLATION: {exc}") from None
