@@ -1,5 +1,6 @@
 """Every manifest and kustomize build validates offline, and every container is hardened."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ from tests.conftest import REPO
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 VALIDATE = str(Path(sys.executable).parent / "kubernetes-validate")
-OVERLAYS = ["gpu", "minikube"]
-KUBERNETES_VERSIONS = ["1.29.0", "1.33.0", "1.37.0"]
+OVERLAYS = ["cpu", "gpu", "minikube"]
+KUBERNETES_VERSIONS = [f"1.{minor}.0" for minor in range(29, 38)]
+PUBLISHED = {"cpu": ["gateway", "fallback", "primary-litert"], "gpu": ["gateway", "fallback", "primary-tfserving"]}
 
 
 def kustomize(overlay: str) -> list[dict]:
@@ -99,11 +101,49 @@ def test_probes_check_what_each_server_means_by_ready(rendered):
 
 
 def test_gpu_only_in_the_gpu_overlay():
-    for overlay, wanted in (("gpu", 1), ("minikube", None)):
+    for overlay, wanted in (("gpu", 1), ("cpu", None), ("minikube", None)):
         primary = next(c for d, c in _containers(kustomize(overlay)) if d["metadata"]["name"] == "primary")
         assert primary["resources"]["limits"].get("nvidia.com/gpu") == wanted, overlay
-        expected_image = "classifier/primary-tfserving:0.1.0" if overlay == "gpu" else "classifier/primary-litert:0.1.0"
-        assert primary["image"] == expected_image
+        assert ("tfserving" in primary["image"]) == (overlay == "gpu"), primary["image"]
+        assert ("env" in primary) == (overlay != "gpu"), "INTERPRETERS/INTERPRETER_THREADS are the LiteRT server's"
+
+
+def _published_by_the_workflow(name: str) -> bool:
+    text = (REPO / ".github" / "workflows" / "ci.yml").read_text()
+    return "classifier-${{ matrix.name }}" in text and re.search(rf"\bname: {re.escape(name)}\b", text) is not None
+
+
+@pytest.mark.parametrize("overlay", sorted(PUBLISHED))
+def test_published_overlays_use_the_images_the_workflow_publishes(overlay):
+    """ghcr.io/<owner>/classifier-<name>:v<version>, lower case, names the publish job builds."""
+    images = {c["image"] for _, c in _containers(kustomize(overlay))}
+    names = set()
+    for image in images:
+        match = re.fullmatch(r"ghcr\.io/([a-z0-9-]+)/classifier-([a-z-]+):(v\d+\.\d+\.\d+)", image)
+        assert match, f"{image}: not a name the release workflow publishes"
+        names.add(match.group(2))
+    assert names == set(PUBLISHED[overlay])
+    assert all(map(_published_by_the_workflow, names)), "every image must be one the publish job pushes"
+
+
+def test_minikube_overlay_runs_local_images_only():
+    for _, container in _containers(kustomize("minikube")):
+        assert container["image"].startswith("classifier/") and container["imagePullPolicy"] == "Never"
+
+
+def test_no_apply_scales_a_deployment_under_its_autoscaler(rendered):
+    _, documents, _ = rendered
+    scaled = {d["spec"]["scaleTargetRef"]["name"] for d in documents if d["kind"] == "HorizontalPodAutoscaler"}
+    for document in documents:
+        if document["kind"] == "Deployment" and document["metadata"]["name"] in scaled:
+            assert "replicas" not in document["spec"], f"{document['metadata']['name']}: the HPA owns replicas"
+
+
+def test_the_ingress_is_the_only_entry(rendered):
+    _, documents, _ = rendered
+    for document in documents:
+        if document["kind"] == "Service":
+            assert document["spec"].get("type", "ClusterIP") == "ClusterIP", document["metadata"]["name"]
 
 
 def test_fallback_gateway_is_fallback_only(rendered):
