@@ -41,6 +41,16 @@ cleanup() {
   fi
 }
 
+# retry COMMAND... : up to 6 tries 10 s apart (admission webhooks and CRDs take a moment to serve).
+retry() {
+  local _
+  for _ in 1 2 3 4 5 6; do
+    "$@" >&2 && return 0
+    sleep 10
+  done
+  return 1
+}
+
 # wait_for_url URL WHAT : bounded wait until the edge answers 200 on /classify.
 wait_for_url() {
   local _
@@ -68,7 +78,7 @@ main() {
   kubectl apply -f "$INGRESS_NGINX" >&2 || die "cannot install ingress-nginx"
   kubectl -n ingress-nginx wait --for=condition=ready pod -l app.kubernetes.io/component=controller --timeout=300s >&2 \
     || die "ingress-nginx did not become ready"
-  kubectl apply -k k8s/overlays/minikube >&2 || die "kubectl apply -k k8s/overlays/minikube failed"
+  retry kubectl apply -k k8s/overlays/minikube || die "kubectl apply -k k8s/overlays/minikube failed"
   wait_available 900s
   wait_for_url "$NGINX_URL" "ingress-nginx"
   local work
@@ -87,7 +97,7 @@ main() {
   kubectl create clusterrolebinding classifier-traefik-gateway --clusterrole=gateway-role \
     --serviceaccount=traefik:traefik >&2 || die "cannot bind Traefik's Gateway API role"
   kubectl -n traefik rollout status deployment/traefik --timeout=300s >&2 || die "Traefik did not become ready"
-  kubectl apply -n "$NAMESPACE" -f ingress/gateway-api/ >&2 || die "cannot apply ingress/gateway-api/"
+  retry kubectl apply -n "$NAMESPACE" -f ingress/gateway-api/ || die "cannot apply ingress/gateway-api/"
   wait_for_url "$TRAEFIK_URL" "Traefik's Gateway"
   step "failover through the Gateway API (Traefik)"
   prove_failover "$TRAEFIK_URL" "$work"

@@ -60,7 +60,7 @@ def memory_bytes(size: str) -> int:
 
 
 def decimal_exponent(value: int) -> str:
-    """resource.NewQuantity(n, "RandomStringForFormat") falls back to DecimalExponent (k8sutils.go:821):
+    """resource.NewQuantity(n, "RandomStringForFormat") falls back to DecimalExponent (k8sutils.go:820):
     the largest power of 1000 that divides n, e.g. 10485760000 -> "10485760e3" (fixture v2)."""
     exponent = 0
     while value and value % 1000 == 0:
@@ -69,7 +69,7 @@ def decimal_exponent(value: int) -> str:
 
 
 def millicores(cpus: str) -> str:
-    milli = round(float(cpus) * 1000)  # NanoCPUs * 1000, then NewMilliQuantity(.., DecimalSI) (k8sutils.go:825)
+    milli = round(float(cpus) * 1000)  # NanoCPUs * 1000, then NewMilliQuantity(.., DecimalSI) (k8sutils.go:824)
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
@@ -178,8 +178,13 @@ def convert_service(name: str, service: dict) -> dict[str, dict]:
     if policy is not None and policy not in PULL_POLICIES:
         raise Unmodelled(f"{name}: kompose.image-pull-policy {policy!r}")
     container["imagePullPolicy"] = policy
-    limits = (service.get("deploy") or {}).get("resources", {}).get("limits", {})
-    reservations = (service.get("deploy") or {}).get("resources", {}).get("reservations", {})
+    deploy = service.get("deploy") or {}
+    resources = deploy.get("resources", {})
+    limits, reservations = resources.get("limits", {}), resources.get("reservations", {})
+    # deploy.replicas/mode/labels/placement/update_config all change kompose's output (compose.go:508-536).
+    if set(deploy) - {"resources"} or set(resources) - {"limits", "reservations"} or set(limits) - {"cpus", "memory"} \
+            or set(reservations) - {"cpus", "memory", "devices"}:
+        raise Unmodelled(f"{name}: deploy keys other than resources limits/reservations (cpus, memory, devices)")
     container["resources"] = {
         # compose's GPU reservation (devices) has no kompose equivalent: it is dropped.
         "limits": {"cpu": millicores(limits["cpus"]) if "cpus" in limits else None,

@@ -64,6 +64,7 @@ def test_base_has_no_annotation_network_label_or_recreate():
     ("    labels: {kompose.volume.size: 1Gi}\n", "kompose.volume.size"),
     ("    restart: \"no\"\n", "Pod"),
     ("    healthcheck: {test: curl -f http://x/}\n", "CMD list form"),
+    ("    deploy: {replicas: 3}\n", "deploy keys"),
 ])
 def test_model_refuses_what_it_does_not_know(tmp_path: Path, snippet, reason):
     compose = tmp_path / "compose.yaml"
