@@ -14,6 +14,7 @@ from PIL import Image
 from tests.compose.conftest import compose, compose_cli_or_skip, wait_for
 from tests.conftest import REPO, SHARED, tracked_files
 
+
 def photos() -> dict[str, bytes]:
     if (SHARED / "images").is_dir():
         return {p.stem: p.read_bytes() for p in sorted((SHARED / "images").glob("*.jpg"))}
