@@ -53,12 +53,11 @@ node_size() {
   echo "${cpus%m} $memory"
 }
 
+# check_size "<cpus> <memory MiB>" HINT : refuse a cluster too small, saying what to do.
 check_size() {
-  local size
-  size=$(node_size)
   # shellcheck disable=SC2086  # two numbers
-  fits $size || die "the cluster's node has ${size% *} CPUs and ${size#* } MiB; the stack needs ${NEED_CPUS} CPUs and ${NEED_MEMORY_MIB} MiB: $1"
-  echo "cluster size: ${size% *} CPUs, ${size#* } MiB (needs ${NEED_CPUS} CPUs, ${NEED_MEMORY_MIB} MiB)" >&2
+  fits $1 || die "the cluster has ${1% *} CPUs and ${1#* } MiB; the stack needs ${NEED_CPUS} CPUs and ${NEED_MEMORY_MIB} MiB: $2"
+  echo "cluster size: ${1% *} CPUs, ${1#* } MiB (needs ${NEED_CPUS} CPUs, ${NEED_MEMORY_MIB} MiB)" >&2
 }
 
 wait_available() {

@@ -33,6 +33,20 @@ profiles = json.load(sys.stdin).get("valid") or []
 print(profiles[0]["Config"]["Driver"] if profiles else "unknown")' 2>/dev/null || echo unknown
 }
 
+# size : "<cpus> <memory MiB>" minikube was started with. With the docker driver the node reports
+# the host's CPUs and memory, not the container's, so the profile's own numbers come first.
+size() {
+  local profile
+  profile=$(minikube profile list -o json 2>/dev/null | python3 -c '
+import json, sys
+for profile in json.load(sys.stdin).get("valid") or []:
+    config = profile.get("Config") or {}
+    if config.get("CPUs") and config.get("Memory"):
+        print(config["CPUs"], config["Memory"])
+        break' 2>/dev/null) || profile=""
+  if [ -n "$profile" ]; then echo "$profile"; else node_size; fi
+}
+
 url() {
   local ip address
   ip=$(minikube ip) || die "minikube is not running: k8s/minikube.sh up"
@@ -53,11 +67,14 @@ show() {
 up() {
   require_tools minikube kubectl docker curl python3
   require_photo
+  local cluster
   if minikube status >/dev/null 2>&1; then
-    check_size "minikube delete, then k8s/minikube.sh up (it starts one with --cpus=4 --memory=6g)"
+    cluster=$(size)
+    check_size "$cluster" "minikube delete, then k8s/minikube.sh up (it starts one with --cpus=4 --memory=6g)"
   else
     minikube start --cpus=4 --memory=6g >&2 || die "minikube start failed"
-    check_size "minikube start was given less than asked"
+    cluster=$(size)
+    check_size "$cluster" "minikube start was given less than asked"
   fi
   minikube addons enable ingress >&2 || die "cannot enable the ingress addon"
   minikube addons enable metrics-server >&2 || die "cannot enable metrics-server (the HPAs need it)"

@@ -23,7 +23,8 @@ FAKES = {
     "minikube": """case "$1" in
   status) exit "${FAKE_MINIKUBE_STATUS:-0}" ;;
   ip) echo 192.168.49.2 ;;
-  profile) printf '{"invalid": [], "valid": [{"Name": "minikube", "Config": {"Driver": "%s"}}]}\\n' "${FAKE_DRIVER:-docker}" ;;
+  profile) printf '{"invalid": [], "valid": [{"Name": "minikube", "Config": {"Driver": "%s"%s}}]}\\n' \\
+      "${FAKE_DRIVER:-docker}" "${FAKE_PROFILE_SIZE:+, $FAKE_PROFILE_SIZE}" ;;
 esac""",
     "kubectl": """case "$*" in
   *capacity.cpu*) echo "${FAKE_CPUS:-4}" ;;

@@ -37,6 +37,15 @@ def test_a_running_cluster_too_small_is_refused_before_anything_is_built(tools):
     assert not [line for line in tools.log if line.startswith(("minikube addons", "docker", "minikube start"))]
 
 
+def test_the_size_minikube_was_given_counts_not_the_hosts(tools):
+    """With the docker driver the node reports the host's CPUs and memory."""
+    result = tools.run("minikube.sh", "up", FAKE_CPUS="16", FAKE_MEMORY="32Gi",
+                       FAKE_PROFILE_SIZE='"CPUs": 2, "Memory": 4000')
+    assert result.returncode == 1 and "has 2 CPUs and 4000 MiB" in last_line(result)
+    result = tools.run("minikube.sh", "up", FAKE_CPUS="2", FAKE_MEMORY="2Gi", FAKE_PROFILE_SIZE='"CPUs": 4, "Memory": 6144')
+    assert result.returncode == 0 and "cluster size: 4 CPUs, 6144 MiB" in result.stderr, result.stderr
+
+
 def test_up_enables_ingress_and_metrics_loads_images_applies_and_classifies(tools):
     result = tools.run("minikube.sh", "up", FAKE_CPUS="4", FAKE_MEMORY="8Gi")
     assert result.returncode == 0, result.stderr
