@@ -173,3 +173,17 @@ def test_network_policies_let_only_gateways_reach_model_servers(rendered):
     selected = policy["spec"]["podSelector"]["matchExpressions"][0]["values"]
     allowed = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
     assert sorted(selected) == ["fallback", "primary"] and sorted(allowed) == ["gateway", "gateway-fallback"]
+
+
+def test_the_gpu_overlay_is_what_compose_gpu_yaml_runs():
+    """The same TF-Serving image and GPU sizing as compose's GPU switch (kompose drops the GPU)."""
+    gpu_compose = yaml.safe_load((REPO / "compose.gpu.yaml").read_text().replace("!reset", "").replace("!override", ""))
+    service = gpu_compose["services"]["primary"]
+    primary = next(c for d, c in _containers(kustomize("gpu")) if d["metadata"]["name"] == "primary")
+    repository = service["image"].split(":")[0].split("/")[-1]
+    assert primary["image"].split(":")[0].endswith(f"/classifier-{repository}")
+    limits = service["deploy"]["resources"]["limits"]
+    assert float(primary["resources"]["limits"]["cpu"]) == float(limits["cpus"])
+    assert primary["resources"]["limits"]["memory"] == limits["memory"].replace("G", "Gi")
+    assert service["deploy"]["resources"]["reservations"]["devices"][0]["count"] == 1 == \
+        primary["resources"]["limits"]["nvidia.com/gpu"]
