@@ -108,19 +108,32 @@ def test_gpu_only_in_the_gpu_overlay():
         assert ("env" in primary) == (overlay != "gpu"), "INTERPRETERS/INTERPRETER_THREADS are the LiteRT server's"
 
 
+WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
+
+
 def _published_by_the_workflow(name: str) -> bool:
-    text = (REPO / ".github" / "workflows" / "ci.yml").read_text()
+    text = WORKFLOW.read_text()
     return "classifier-${{ matrix.name }}" in text and re.search(rf"\bname: {re.escape(name)}\b", text) is not None
+
+
+def _release_tag_pattern() -> str:
+    """The tag a release v1.2.3 gets: docker/metadata-action's semver {{version}} drops the "v";
+    the bare git ref keeps it."""
+    text = WORKFLOW.read_text()
+    if "type=semver,pattern={{version}}" in text:
+        return r"\d+\.\d+\.\d+"
+    assert "github.ref_name" in text, "how does the publish job tag images?"
+    return r"v\d+\.\d+\.\d+"
 
 
 @pytest.mark.parametrize("overlay", sorted(PUBLISHED))
 def test_published_overlays_use_the_images_the_workflow_publishes(overlay):
-    """ghcr.io/<owner>/classifier-<name>:v<version>, lower case, names the publish job builds."""
+    """ghcr.io/<owner>/classifier-<name>:<release tag>, lower case, names the publish job builds."""
     images = {c["image"] for _, c in _containers(kustomize(overlay))}
     names = set()
     for image in images:
-        match = re.fullmatch(r"ghcr\.io/([a-z0-9-]+)/classifier-([a-z-]+):(v\d+\.\d+\.\d+)", image)
-        assert match, f"{image}: not a name the release workflow publishes"
+        match = re.fullmatch(rf"ghcr\.io/([a-z0-9-]+)/classifier-([a-z-]+):({_release_tag_pattern()})", image)
+        assert match, f"{image}: not a name and tag the release workflow publishes"
         names.add(match.group(2))
     assert names == set(PUBLISHED[overlay])
     assert all(map(_published_by_the_workflow, names)), "every image must be one the publish job pushes"
