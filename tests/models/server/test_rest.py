@@ -9,7 +9,7 @@ import requests
 from models.server.model import LiteRTModel, TensorSpec
 from models.server.rest import create_rest_app, metadata
 from models.server.settings import Settings
-from tests.models.conftest import MOBILENET
+from tests.models.server.conftest import MOBILENET
 from tests.raw_http import announce_huge_body
 
 
