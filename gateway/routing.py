@@ -84,7 +84,9 @@ class _Attempt:
         return self.future.done() and self.future.exception() is not None
 
     def reason(self) -> str:
-        return failure_reason(self.future.exception())
+        error = self.future.exception()
+        assert error is not None, "only asked of a failed attempt"
+        return failure_reason(error)
 
 
 def wait_for_first(futures: list[Future], timeout_s: float) -> None:
