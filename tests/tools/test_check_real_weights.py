@@ -100,8 +100,9 @@ def docker_engine_or_skip() -> None:
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True,
                                                         timeout=30).returncode:
         pytest.skip("no Docker engine answers (.ci/run starts one with ../shared/docker/engine-up.sh)")
-    if subprocess.run(["docker", "image", "inspect", STAND_IN_IMAGE], capture_output=True, timeout=30).returncode:
-        pytest.skip(f"{STAND_IN_IMAGE} is not on this engine (../shared/docker/engine-up.sh builds it)")
+    if subprocess.run(["docker", "image", "inspect", STAND_IN_IMAGE], capture_output=True, timeout=30).returncode and \
+            subprocess.run(["docker", "pull", STAND_IN_IMAGE], capture_output=True, timeout=300).returncode:
+        pytest.skip(f"{STAND_IN_IMAGE} is neither on this engine nor pullable (../shared/docker/engine-up.sh builds it)")
 
 
 @pytest.mark.docker
