@@ -131,6 +131,11 @@ def scrape(rest: str) -> dict[str, float]:
     return metric_samples(response.text)
 
 
+def request_count(samples: dict[str, float]) -> float:
+    """Requests TF-Serving counted (its counter has no _total suffix; the text parser adds one)."""
+    return samples.get(f"{REQUEST_COUNT}_total", samples.get(REQUEST_COUNT, 0.0))
+
+
 def mean_batch_size(before: dict[str, float], after: dict[str, float]) -> float:
     """Images per processed batch between two scrapes; 0 when nothing went through batching."""
     batches = after.get(f"{PROCESSED_BATCH_SIZE}_count", 0.0) - before.get(f"{PROCESSED_BATCH_SIZE}_count", 0.0)
@@ -140,7 +145,7 @@ def mean_batch_size(before: dict[str, float], after: dict[str, float]) -> float:
 
 def check_prometheus_and_batching(rest: str, model: str, policy: ResizePolicy, output: str) -> str:
     before = scrape(rest)
-    expect(before.get(f"{REQUEST_COUNT}_total", before.get(REQUEST_COUNT, 0.0)) > 0,
+    expect(request_count(before) > 0,
            f"{REQUEST_COUNT} is absent or 0 after the prediction (monitoring.config not applied?)")
     single = photo_batch(policy)[:1]
     with ThreadPoolExecutor(max_workers=16) as pool:

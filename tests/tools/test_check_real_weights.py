@@ -17,6 +17,7 @@ from tools.check_real_weights import (
     main,
     mean_batch_size,
     metric_samples,
+    request_count,
 )
 
 STAND_IN_IMAGE = "python:3.11-slim"  # ../shared/docker builds it; a container runs `sleep` in it
@@ -88,12 +89,14 @@ def test_batching_is_measured_between_two_scrapes():
     before = metric_samples(tfserving_page([1, 2], requests=3))
     after = metric_samples(tfserving_page([1, 2, 8, 8, 16], requests=35))
     assert mean_batch_size(before, after) == pytest.approx(32 / 3)
+    assert (request_count(before), request_count(after)) == (3, 35)
 
 
 def test_no_batching_metric_means_no_batching():
     page = metric_samples("# TYPE :tensorflow:serving:request_count counter\n"
                           ':tensorflow:serving:request_count{model_name="m",status="OK"} 40\n')
-    assert mean_batch_size(page, page) == 0.0
+    assert mean_batch_size(page, page) == 0.0 and request_count(page) == 40
+    assert request_count(metric_samples("")) == 0
 
 
 def docker_engine_or_skip() -> None:
