@@ -15,6 +15,7 @@ Each prints one line per check and exits 1 with the failed check's reason.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,7 @@ TIMEOUT_S = 60
 # 2.20.0 and on master after 2.21.0.
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 PROCESSED_BATCH_SIZE = ":tensorflow:serving:batching_session:processed_batch_size"
-BATCHING_REQUESTS = 32
+BATCHING_REQUESTS = 32  # twice batching.config's max_batch_size: a server ignoring it would batch more
 
 
 class CheckFailed(AssertionError):
@@ -68,9 +69,9 @@ def policy_of(manifest: Path | None) -> ResizePolicy:
     return Settings.from_env(env).fallback.policy
 
 
-def photo_batch(policy: ResizePolicy, photos: Path = PHOTOS) -> np.ndarray:
+def photo_batch(policy: ResizePolicy) -> np.ndarray:
     """chelsea then coffee, preprocessed exactly as the gateway does: uint8 [2, 224, 224, 3]."""
-    tensors = [to_tensor(decode((photos / f"{name}.jpg").read_bytes(), max_pixels=50_000_000,
+    tensors = [to_tensor(decode((PHOTOS / f"{name}.jpg").read_bytes(), max_pixels=50_000_000,
                                 min_shorter=policy.resize_shorter), policy) for name in ("chelsea", "coffee")]
     return np.concatenate(tensors)
 
@@ -117,11 +118,13 @@ def check_prediction(rest: str, model: str, policy: ResizePolicy, output: str) -
 
 
 def metric_samples(page: str) -> dict[str, float]:
-    """Prometheus text -> {sample name: value}, summed over label sets."""
+    """Prometheus text -> {sample name: value} summed over label sets, except a histogram bucket's
+    upper bound, kept as `name{le="16"}`."""
     samples: dict[str, float] = {}
     for family in text_string_to_metric_families(page):
         for sample in family.samples:
-            samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
+            key = f'{sample.name}{{le="{sample.labels["le"]}"}}' if "le" in sample.labels else sample.name
+            samples[key] = samples.get(key, 0.0) + sample.value
     return samples
 
 
@@ -136,24 +139,38 @@ def request_count(samples: dict[str, float]) -> float:
     return samples.get(f"{REQUEST_COUNT}_total", samples.get(REQUEST_COUNT, 0.0))
 
 
-def mean_batch_size(before: dict[str, float], after: dict[str, float]) -> float:
-    """Images per processed batch between two scrapes; 0 when nothing went through batching."""
-    batches = after.get(f"{PROCESSED_BATCH_SIZE}_count", 0.0) - before.get(f"{PROCESSED_BATCH_SIZE}_count", 0.0)
-    images = after.get(f"{PROCESSED_BATCH_SIZE}_sum", 0.0) - before.get(f"{PROCESSED_BATCH_SIZE}_sum", 0.0)
-    return images / batches if batches else 0.0
+def max_batch_size(config: Path) -> int:
+    match = re.search(r"max_batch_size\s*\{\s*value:\s*(\d+)\s*\}", config.read_text())
+    expect(match is not None, f"{config}: no max_batch_size")
+    return int(match.group(1))
 
 
-def check_prometheus_and_batching(rest: str, model: str, policy: ResizePolicy, output: str) -> str:
+def batch_sizes(before: dict[str, float], after: dict[str, float], limit: int) -> tuple[float, float, float]:
+    """Between two scrapes: batches processed, images in them, and batches of at most ``limit``
+    images (TF-Serving's buckets are powers of two, so the first bound at or above ``limit``)."""
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    bound = 1 << max(limit - 1, 0).bit_length()
+    return (delta(f"{PROCESSED_BATCH_SIZE}_count"), delta(f"{PROCESSED_BATCH_SIZE}_sum"),
+            delta(f'{PROCESSED_BATCH_SIZE}_bucket{{le="{bound}"}}'))
+
+
+def check_prometheus_and_batching(rest: str, model: str, policy: ResizePolicy, output: str, config: Path) -> str:
     before = scrape(rest)
     expect(request_count(before) > 0,
            f"{REQUEST_COUNT} is absent or 0 after the prediction (monitoring.config not applied?)")
     single = photo_batch(policy)[:1]
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    with ThreadPoolExecutor(max_workers=BATCHING_REQUESTS) as pool:
         list(pool.map(lambda _: predict(rest, model, single, output), range(BATCHING_REQUESTS)))
-    mean = mean_batch_size(before, scrape(rest))
-    expect(mean > 1.0, f"{BATCHING_REQUESTS} concurrent one-image requests ran in batches of {mean:.2f} images on "
-                       "average: server-side batching (batching.config) has no effect")
-    return f"Prometheus {REQUEST_COUNT} present; batching: {BATCHING_REQUESTS} concurrent requests, {mean:.1f} per batch"
+    limit = max_batch_size(config)
+    batches, images, within = batch_sizes(before, scrape(rest), limit)
+    expect(batches > 0 and images / batches > 1.0,
+           f"{BATCHING_REQUESTS} concurrent one-image requests ran as {batches:.0f} batches of {images:.0f} images: "
+           "server-side batching has no effect")
+    expect(within == batches, f"{batches - within:.0f} batches were larger than {config}'s max_batch_size {limit}")
+    return (f"Prometheus {REQUEST_COUNT} present; batching: {BATCHING_REQUESTS} concurrent requests in "
+            f"{batches:.0f} batches of at most {limit} ({images / batches:.1f} images on average)")
 
 
 def container_uids(container: str) -> list[int]:
@@ -180,7 +197,8 @@ def server_checks(args: argparse.Namespace, _scratch: Path) -> Plan:
               lambda: check_metadata(args.rest, args.model, args.input, args.output),
               lambda: check_prediction(args.rest, args.model, policy, args.output)]
     if args.prometheus:
-        checks.append(lambda: check_prometheus_and_batching(args.rest, args.model, policy, args.output))
+        checks.append(lambda: check_prometheus_and_batching(args.rest, args.model, policy, args.output,
+                                                            args.batching_config))
     if args.container:
         checks.append(lambda: check_uid(args.container))
     return [], checks
@@ -261,6 +279,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     server.add_argument("--input", default="images")
     server.add_argument("--output", default="probabilities")
     server.add_argument("--prometheus", action="store_true", help="check the metrics endpoint and batching")
+    server.add_argument("--batching-config", type=Path, default=REPO / "models" / "primary" / "batching.config",
+                        help="the server's batching parameters (max_batch_size is checked)")
     server.add_argument("--container", help="docker container running the server: check its UID")
     gateway = commands.add_parser("gateway", help="through our gateway, from the primary and from the fallback")
     gateway.add_argument("--primary-url", required=True)

@@ -11,11 +11,13 @@ import pytest
 
 from tools.check_real_weights import (
     PROCESSED_BATCH_SIZE,
+    REPO,
     CheckFailed,
     assert_real_labels,
+    batch_sizes,
     check_uid,
     main,
-    mean_batch_size,
+    max_batch_size,
     metric_samples,
     request_count,
 )
@@ -85,18 +87,23 @@ def tfserving_page(batches: list[int], requests: int) -> str:
         f"{PROCESSED_BATCH_SIZE}_sum{{}} {sum(batches)}", f"{PROCESSED_BATCH_SIZE}_count{{}} {len(batches)}", ""])
 
 
-def test_batching_is_measured_between_two_scrapes():
+def test_batches_are_measured_between_two_scrapes():
     before = metric_samples(tfserving_page([1, 2], requests=3))
-    after = metric_samples(tfserving_page([1, 2, 8, 8, 16], requests=35))
-    assert mean_batch_size(before, after) == pytest.approx(32 / 3)
-    assert (request_count(before), request_count(after)) == (3, 35)
+    after = metric_samples(tfserving_page([1, 2, 8, 8, 16, 32], requests=67))
+    assert batch_sizes(before, after, limit=16) == (4, 64, 3)  # 8, 8, 16 within 16; 32 is not
+    assert batch_sizes(before, after, limit=12) == (4, 64, 3)  # buckets are powers of two: 12 reads le="16"
+    assert (request_count(before), request_count(after)) == (3, 67)
 
 
-def test_no_batching_metric_means_no_batching():
+def test_no_batching_metric_means_no_batches():
     page = metric_samples("# TYPE :tensorflow:serving:request_count counter\n"
                           ':tensorflow:serving:request_count{model_name="m",status="OK"} 40\n')
-    assert mean_batch_size(page, page) == 0.0 and request_count(page) == 40
+    assert batch_sizes(page, page, limit=16) == (0, 0, 0) and request_count(page) == 40
     assert request_count(metric_samples("")) == 0
+
+
+def test_the_shipped_batching_config_is_read():
+    assert max_batch_size(REPO / "models" / "primary" / "batching.config") == 16
 
 
 def docker_engine_or_skip() -> None:
