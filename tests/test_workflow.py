@@ -228,6 +228,15 @@ def test_the_kompose_job_fails_on_new_untracked_files_too():
     assert not any(line.startswith("git diff --exit-code") for line in lines)
 
 
+def test_the_real_weights_checks_the_job_runs_are_valid_commands():
+    from tools.check_real_weights import parse_args
+
+    lines = [line for line in run_lines(JOBS["real-weights"]) if "-m tools.check_real_weights" in line]
+    assert {shlex.split(line)[3] for line in lines} == {"server", "gateway", "int8"}
+    for line in lines:
+        parse_args(shlex.split(line)[3:])  # argparse exits on an unknown or missing option
+
+
 def test_the_real_weights_job_checks_our_tfserving_image_on_the_cpu_base():
     job = JOBS["real-weights"]
     build = next(step for step in steps_using(job, "docker/build-push-action"))["with"]

@@ -269,7 +269,7 @@ def int8_checks(args: argparse.Namespace, scratch: Path) -> Plan:
     return servers, [compare]
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.check_real_weights", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("server", help="a TF-Serving REST endpoint: status, metadata, labels, metrics")
@@ -304,7 +304,7 @@ PLANS = {"server": server_checks, "gateway": gateway_checks, "int8": int8_checks
 
 def run(argv: list[str] | None = None) -> None:
     """Run the chosen checks, printing each; raises CheckFailed (an AssertionError) on the first failure."""
-    args = _parse(argv)
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="check_real_weights-") as scratch:
         servers, checks = PLANS[args.command](args, Path(scratch))
         try:
