@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The linters CI runs, from the repository root:
-#   scripts/lint.sh [ruff|hadolint|shellcheck|actionlint|manifests]...   (no argument: all of them)
-# ruff, hadolint, actionlint, kubectl and kubernetes-validate come from Pipfile.lock (.venv, created
+#   scripts/lint.sh [ruff|mypy|hadolint|shellcheck|actionlint|manifests]...   (no argument: all of them)
+# ruff, mypy, hadolint, actionlint, kubectl and kubernetes-validate come from Pipfile.lock (.venv, created
 # by scripts/venv.sh when one is missing); shellcheck is Debian's (apt-get install shellcheck).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
 
-for tool in ruff hadolint actionlint kubectl kubernetes-validate; do
+for tool in ruff mypy hadolint actionlint kubectl kubernetes-validate; do
   [ -x "$bin/$tool" ] || { bash scripts/venv.sh; break; }
 done
 
@@ -18,6 +18,8 @@ need_shellcheck() {
 }
 
 lint_ruff() { "$bin/ruff" check .; }
+# mypy: the typed packages listed in pyproject.toml ([tool.mypy] files).
+lint_mypy() { "$bin/mypy"; }
 lint_hadolint() { git ls-files -z '*Dockerfile' | xargs -0 "$bin/hadolint"; }
 lint_shellcheck() {
   need_shellcheck
@@ -32,15 +34,15 @@ lint_actionlint() {
 lint_manifests() { "$bin/python" -m pytest -q -p no:cacheprovider tests/k8s; }
 
 linters=("$@")
-[ "${#linters[@]}" -gt 0 ] || linters=(ruff hadolint shellcheck actionlint manifests)
+[ "${#linters[@]}" -gt 0 ] || linters=(ruff mypy hadolint shellcheck actionlint manifests)
 for linter in "${linters[@]}"; do
   case "$linter" in
-    ruff | hadolint | shellcheck | actionlint | manifests)
+    ruff | mypy | hadolint | shellcheck | actionlint | manifests)
       echo "lint: $linter"
       "lint_$linter"
       ;;
     *)
-      echo "lint: unknown linter '$linter' (ruff, hadolint, shellcheck, actionlint, manifests)" >&2
+      echo "lint: unknown linter '$linter' (ruff, mypy, hadolint, shellcheck, actionlint, manifests)" >&2
       exit 2
       ;;
   esac

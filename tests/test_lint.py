@@ -1,5 +1,6 @@
-"""The linters CI runs, through the script CI runs (scripts/lint.sh): ruff, hadolint, shellcheck and
-actionlint with shellcheck. Its fifth linter, manifests, is the tests/k8s suite itself."""
+"""The gates CI runs, through the script CI runs (scripts/lint.sh): ruff and mypy for Python,
+hadolint for Dockerfiles, shellcheck for scripts, actionlint (with shellcheck) for the workflow.
+Its last linter, manifests, is the tests/k8s suite itself."""
 
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ def lint(*linters: str, root: Path = REPO) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-@pytest.mark.parametrize("linter", ["ruff", "hadolint", "shellcheck", "actionlint"])
+@pytest.mark.parametrize("linter", ["ruff", "mypy", "hadolint", "shellcheck", "actionlint"])
 def test_repository_is_clean(linter):
     result = lint(linter)
     assert result.returncode == 0, result.stdout + result.stderr

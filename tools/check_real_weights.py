@@ -66,7 +66,9 @@ def policy_of(manifest: Path | None) -> ResizePolicy:
     env = {"FALLBACK_URL": "grpc://127.0.0.1:1", "FALLBACK_MODEL": "policy"}
     if manifest is not None:
         env["FALLBACK_MANIFEST"] = str(manifest)
-    return Settings.from_env(env).fallback.policy
+    backend = Settings.from_env(env).fallback
+    assert backend is not None  # FALLBACK_URL is set above
+    return backend.policy
 
 
 def photo_batch(policy: ResizePolicy) -> np.ndarray:
@@ -141,7 +143,8 @@ def request_count(samples: dict[str, float]) -> float:
 
 def max_batch_size(config: Path) -> int:
     match = re.search(r"max_batch_size\s*\{\s*value:\s*(\d+)\s*\}", config.read_text())
-    expect(match is not None, f"{config}: no max_batch_size")
+    if match is None:
+        raise CheckFailed(f"{config}: no max_batch_size")
     return int(match.group(1))
 
 
@@ -219,7 +222,7 @@ def check_gateway_answers(gateway_url: str, model: str, fallback: bool) -> str:
                f"gateway: answered by {answer['model']} (fallback {answer['fallback']}), expected {model} "
                f"(fallback {fallback})")
     top1 = [answer["predictions"][0]["index"] for answer in answers]
-    assert_real_labels(*top1, f"gateway via {model}")
+    assert_real_labels(top1[0], top1[1], f"gateway via {model}")
     return f"gateway via {model} (fallback {str(fallback).lower()}): chelsea -> {top1[0]}, coffee -> {top1[1]}"
 
 
@@ -236,8 +239,9 @@ def gateway_checks(args: argparse.Namespace, scratch: Path) -> Plan:
         primary_env["PRIMARY_MANIFEST"] = str(args.primary_manifest)
 
     def through(env: dict[str, str], model: str, is_fallback: bool) -> str:
-        with Gateway(scratch / f"gateway-{model}.log", FALLBACK_URL=f"grpc://{fallback.grpc_target}",
-                     **fallback_env, **env) as gateway:
+        gateway = Gateway(scratch / f"gateway-{model}.log", FALLBACK_URL=f"grpc://{fallback.grpc_target}",
+                          **fallback_env, **env)
+        with gateway:
             gateway.start(timeout=TIMEOUT_S)
             return check_gateway_answers(gateway.url, model, is_fallback)
 
@@ -262,7 +266,7 @@ def int8_checks(args: argparse.Namespace, scratch: Path) -> Plan:
 
     def compare() -> str:
         float_top1, int8_top1 = (top1(server) for server in servers)
-        assert_real_labels(*float_top1, f"{args.model} float")
+        assert_real_labels(float_top1[0], float_top1[1], f"{args.model} float")
         expect(int8_top1 == float_top1, f"{args.model}: int8 top-1 {int8_top1} differs from float top-1 {float_top1}")
         return f"int8: {args.model} keeps the float top-1 (chelsea -> {int8_top1[0]}, coffee -> {int8_top1[1]})"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import serve_tflite
+from local_mode.processes import serve_tflite
 
 
 @pytest.fixture(scope="session")

@@ -49,7 +49,7 @@ def test_gateway_check_answers_from_the_primary_and_from_the_fallback(efficientn
 
 
 def test_gateway_check_fails_when_the_fallback_answers_for_the_primary(efficientnet_int8_base, capsys):
-    from tests.processes import free_port
+    from local_mode.processes import free_port
 
     assert main(["gateway", "--primary-url", f"grpc://127.0.0.1:{free_port()}", "--primary-model", "efficientnet",
                  "--fallback-base", str(efficientnet_int8_base), "--fallback-model", "efficientnet_int8"]) == 1
