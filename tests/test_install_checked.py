@@ -13,8 +13,12 @@ BINARY = b"#!/bin/sh\necho checked\n"
 
 
 def install(url: str, sha256: str, dest: Path, *member: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(REPO / "scripts" / "install_checked.sh"), url, sha256, str(dest), *member],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "install_checked.sh"), url, sha256, str(dest), *member],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_a_matching_download_is_installed_executable(tmp_path):
@@ -40,8 +44,12 @@ def test_a_member_is_taken_out_of_a_checked_tarball(tmp_path):
         entry.size = len(BINARY)
         archive.addfile(entry, io.BytesIO(BINARY))
     (tmp_path / "trivy.tar.gz").write_bytes(buffer.getvalue())
-    result = install(f"file://{tmp_path}/trivy.tar.gz", hashlib.sha256(buffer.getvalue()).hexdigest(),
-                     tmp_path / "bin-trivy", "trivy")
+    result = install(
+        f"file://{tmp_path}/trivy.tar.gz",
+        hashlib.sha256(buffer.getvalue()).hexdigest(),
+        tmp_path / "bin-trivy",
+        "trivy",
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "bin-trivy").read_bytes() == BINARY
 

@@ -14,8 +14,9 @@ LINT = REPO / "scripts" / "lint.sh"
 
 
 def lint(*linters: str, root: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(root / "scripts" / "lint.sh"), *linters], cwd=root, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        ["bash", str(root / "scripts" / "lint.sh"), *linters], cwd=root, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("linter", ["ruff", "mypy", "hadolint", "shellcheck", "actionlint"])
@@ -35,10 +36,14 @@ def workflow_copy(tmp_path):
     return tmp_path / ".github" / "workflows" / "ci.yml"
 
 
-@pytest.mark.parametrize(("old", "new", "reported"), [
-    ("actions/checkout@v7", "actions/checkout@v4", 'runtime "node20" is deprecated'),
-    ("run: bash k8s/e2e.sh", "run: bash k8s/e2e.sh $KIND_ARGS", "SC2086"),
-], ids=["node20-action", "shellcheck-in-run"])
+@pytest.mark.parametrize(
+    ("old", "new", "reported"),
+    [
+        ("actions/checkout@v7", "actions/checkout@v4", 'runtime "node20" is deprecated'),
+        ("run: bash k8s/e2e.sh", "run: bash k8s/e2e.sh $KIND_ARGS", "SC2086"),
+    ],
+    ids=["node20-action", "shellcheck-in-run"],
+)
 def test_actionlint_reports_what_it_must(workflow_copy, old, new, reported):
     text = workflow_copy.read_text()
     assert old in text

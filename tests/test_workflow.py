@@ -24,9 +24,14 @@ DEPENDABOT = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
 README = (REPO / "README.md").read_text()
 CI_RUN = (REPO / ".ci" / "run").read_text()
 # Commands a job runs that users run too: each must be typed in the README exactly as the job runs it.
-SHARED_COMMANDS = ("scripts/test.sh", "scripts/lint.sh", ".venv/bin/python -m models.export",
-                   ".venv/bin/python -m tools.kompose_export", "bash k8s/e2e.sh",
-                   ".venv/bin/python -m tools.check_real_weights")
+SHARED_COMMANDS = (
+    "scripts/test.sh",
+    "scripts/lint.sh",
+    ".venv/bin/python -m models.export",
+    ".venv/bin/python -m tools.kompose_export",
+    "bash k8s/e2e.sh",
+    ".venv/bin/python -m tools.check_real_weights",
+)
 
 
 def on_events() -> dict:
@@ -35,8 +40,7 @@ def on_events() -> dict:
 
 def run_lines(job: dict) -> list[str]:
     """Every command line of a job's run steps (folded `>-` steps are one line already)."""
-    return [line.strip() for step in job["steps"] if "run" in step for line in step["run"].splitlines()
-            if line.strip()]
+    return [line.strip() for step in job["steps"] if "run" in step for line in step["run"].splitlines() if line.strip()]
 
 
 def readme_commands() -> set[str]:
@@ -105,7 +109,9 @@ def final_targets(dockerfile: str) -> list[str]:
     """The stages of a Dockerfile no other stage builds on ("" for an unnamed last stage)."""
     text = (REPO / dockerfile).read_text()
     stages = re.findall(r"(?im)^FROM\s+(?:--platform=\S+\s+)?\S+(?:\s+AS\s+(\S+))?\s*$", text)
-    used = set(re.findall(r"(?im)--from=(\S+)", text)) | set(re.findall(r"(?im)^FROM\s+(?:--platform=\S+\s+)?(\S+)", text))
+    used = set(re.findall(r"(?im)--from=(\S+)", text)) | set(
+        re.findall(r"(?im)^FROM\s+(?:--platform=\S+\s+)?(\S+)", text)
+    )
     return [stage for stage in stages if stage not in used]
 
 
@@ -115,11 +121,20 @@ def expected_images() -> list[dict]:
         folder = Path(dockerfile).parent.name
         targets = final_targets(dockerfile)
         for target in targets:
-            base = re.search(rf"(?im)^FROM\s+(\S+)\s+AS\s+{re.escape(target)}\s*$", (REPO / dockerfile).read_text()) \
-                if target else None
+            base = (
+                re.search(rf"(?im)^FROM\s+(\S+)\s+AS\s+{re.escape(target)}\s*$", (REPO / dockerfile).read_text())
+                if target
+                else None
+            )
             tfserving = base is not None and "TFSERVING" in base.group(1)
-            images.append({"name": f"{folder}-{target}" if len(targets) > 1 else folder, "dockerfile": dockerfile,
-                           "target": target, "platforms": "linux/amd64" if tfserving else "linux/amd64,linux/arm64"})
+            images.append(
+                {
+                    "name": f"{folder}-{target}" if len(targets) > 1 else folder,
+                    "dockerfile": dockerfile,
+                    "target": target,
+                    "platforms": "linux/amd64" if tfserving else "linux/amd64,linux/arm64",
+                }
+            )
     return sorted(images, key=lambda image: image["name"])
 
 
@@ -157,26 +172,35 @@ def test_publish_tags_are_semver_sha_and_main_with_oci_labels_and_never_latest()
     assert ":latest" not in (REPO / ".github" / "workflows" / "ci.yml").read_text()
 
 
-@pytest.mark.parametrize(("owner", "dockerhub", "expected"), [
-    ("Example-Org", "", "ghcr=ghcr.io/example-org/classifier-gateway\n"),
-    ("Example-Org", "SomeOne", "ghcr=ghcr.io/example-org/classifier-gateway\n"
-                               "dockerhub=docker.io/someone/classifier-gateway\n"),
-])
+@pytest.mark.parametrize(
+    ("owner", "dockerhub", "expected"),
+    [
+        ("Example-Org", "", "ghcr=ghcr.io/example-org/classifier-gateway\n"),
+        (
+            "Example-Org",
+            "SomeOne",
+            "ghcr=ghcr.io/example-org/classifier-gateway\ndockerhub=docker.io/someone/classifier-gateway\n",
+        ),
+    ],
+)
 def test_image_names_are_lower_case_and_docker_hub_only_with_its_secret(tmp_path, owner, dockerhub, expected):
     step = next(step for step in JOBS["publish"]["steps"] if step.get("id") == "names")
     output = tmp_path / "output"
-    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "GITHUB_REPOSITORY_OWNER": owner,
-           "DOCKERHUB_USERNAME": dockerhub, "NAME": "classifier-gateway"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_REPOSITORY_OWNER": owner,
+        "DOCKERHUB_USERNAME": dockerhub,
+        "NAME": "classifier-gateway",
+    }
     subprocess.run(["bash", "-e", "-c", step["run"]], env=env, check=True, timeout=10)
     assert output.read_text() == expected
 
 
 def test_jobs_run_the_readme_commands_where_users_run_the_same():
     documented = readme_commands()
-    shared = [(name, line) for name, job in JOBS.items() for line in run_lines(job)
-              if line.startswith(SHARED_COMMANDS)]
-    assert {line.split()[0] for _, line in shared} >= {"scripts/test.sh", "scripts/lint.sh", ".venv/bin/python",
-                                                       "bash"}
+    shared = [(name, line) for name, job in JOBS.items() for line in run_lines(job) if line.startswith(SHARED_COMMANDS)]
+    assert {line.split()[0] for _, line in shared} >= {"scripts/test.sh", "scripts/lint.sh", ".venv/bin/python", "bash"}
     for name, line in shared:
         assert line in documented, f"job {name} runs `{line}`, which the README does not show"
 
@@ -216,8 +240,12 @@ def test_pinned_versions_agree_with_the_code_that_uses_them():
 def test_every_binary_is_installed_against_its_checksum():
     downloads = [line for job in JOBS.values() for line in run_lines(job) if "curl" in line or "wget" in line]
     assert not downloads, f"download through scripts/install_checked.sh instead: {downloads}"
-    installs = [step["run"] for job in JOBS.values() for step in job["steps"]
-                if "scripts/install_checked.sh" in step.get("run", "")]
+    installs = [
+        step["run"]
+        for job in JOBS.values()
+        for step in job["steps"]
+        if "scripts/install_checked.sh" in step.get("run", "")
+    ]
     for tool in ("KIND", "KUBECTL", "KOMPOSE", "TRIVY"):
         assert any(f'"${tool}_SHA256"' in run for run in installs), tool
 
@@ -244,8 +272,14 @@ def test_the_real_weights_job_checks_our_tfserving_image_on_the_cpu_base():
     assert "TFSERVING_BASE=${{ env.TFSERVING_CPU_BASE }}" in build["build-args"].splitlines()
     assert "WEIGHTS=imagenet" in build["build-args"].splitlines()
     commands = " ".join(run_lines(job))
-    for needed in ("check_real_weights server", "--prometheus --container primary", "check_real_weights gateway",
-                   "check_real_weights int8", "--weights imagenet", "pytest -ra tests/tfserving"):
+    for needed in (
+        "check_real_weights server",
+        "--prometheus --container primary",
+        "check_real_weights gateway",
+        "check_real_weights int8",
+        "--weights imagenet",
+        "pytest -ra tests/tfserving",
+    ):
         assert needed in commands, needed
     cache = steps_using(job, "actions/cache")[0]["with"]
     assert "hashFiles('models/export/catalog.py'" in cache["key"]

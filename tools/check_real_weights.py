@@ -73,14 +73,22 @@ def policy_of(manifest: Path | None) -> ResizePolicy:
 
 def photo_batch(policy: ResizePolicy) -> np.ndarray:
     """chelsea then coffee, preprocessed exactly as the gateway does: uint8 [2, 224, 224, 3]."""
-    tensors = [to_tensor(decode((PHOTOS / f"{name}.jpg").read_bytes(), max_pixels=50_000_000,
-                                min_shorter=policy.resize_shorter), policy) for name in ("chelsea", "coffee")]
+    tensors = [
+        to_tensor(
+            decode((PHOTOS / f"{name}.jpg").read_bytes(), max_pixels=50_000_000, min_shorter=policy.resize_shorter),
+            policy,
+        )
+        for name in ("chelsea", "coffee")
+    ]
     return np.concatenate(tensors)
 
 
 def predict(rest: str, model: str, images: np.ndarray, output: str) -> np.ndarray:
-    response = requests.post(f"{rest}/v1/models/{model}:predict", timeout=TIMEOUT_S,
-                             json={"signature_name": "serving_default", "instances": images.tolist()})
+    response = requests.post(
+        f"{rest}/v1/models/{model}:predict",
+        timeout=TIMEOUT_S,
+        json={"signature_name": "serving_default", "instances": images.tolist()},
+    )
     expect(response.status_code == 200, f"{model}: predict answered {response.status_code}: {response.text[:300]}")
     predictions = response.json()["predictions"]
     if predictions and isinstance(predictions[0], dict):  # several outputs: one object per instance
@@ -103,10 +111,14 @@ def check_metadata(rest: str, model: str, input_name: str, output_name: str) -> 
         return tensor["dtype"], [int(dim["size"]) for dim in tensor["tensor_shape"]["dim"]]
 
     inputs, outputs = signature["inputs"], signature["outputs"]
-    expect(list(inputs) == [input_name] and described(inputs[input_name]) == ("DT_UINT8", [-1, 224, 224, 3]),
-           f"{model}: serving_default inputs are {inputs}, not {input_name} uint8 [-1,224,224,3]")
-    expect(list(outputs) == [output_name] and described(outputs[output_name]) == ("DT_FLOAT", [-1, 1000]),
-           f"{model}: serving_default outputs are {outputs}, not {output_name} float [-1,1000]")
+    expect(
+        list(inputs) == [input_name] and described(inputs[input_name]) == ("DT_UINT8", [-1, 224, 224, 3]),
+        f"{model}: serving_default inputs are {inputs}, not {input_name} uint8 [-1,224,224,3]",
+    )
+    expect(
+        list(outputs) == [output_name] and described(outputs[output_name]) == ("DT_FLOAT", [-1, 1000]),
+        f"{model}: serving_default outputs are {outputs}, not {output_name} float [-1,1000]",
+    )
     return f"metadata: serving_default {input_name} uint8 [-1,224,224,3] -> {output_name} float [-1,1000]"
 
 
@@ -151,35 +163,46 @@ def max_batch_size(config: Path) -> int:
 def batch_sizes(before: dict[str, float], after: dict[str, float], limit: int) -> tuple[float, float, float]:
     """Between two scrapes: batches processed, images in them, and batches of at most ``limit``
     images (TF-Serving's buckets are powers of two, so the first bound at or above ``limit``)."""
+
     def delta(key: str) -> float:
         return after.get(key, 0.0) - before.get(key, 0.0)
 
     bound = 1 << max(limit - 1, 0).bit_length()
-    return (delta(f"{PROCESSED_BATCH_SIZE}_count"), delta(f"{PROCESSED_BATCH_SIZE}_sum"),
-            delta(f'{PROCESSED_BATCH_SIZE}_bucket{{le="{bound}"}}'))
+    return (
+        delta(f"{PROCESSED_BATCH_SIZE}_count"),
+        delta(f"{PROCESSED_BATCH_SIZE}_sum"),
+        delta(f'{PROCESSED_BATCH_SIZE}_bucket{{le="{bound}"}}'),
+    )
 
 
 def check_prometheus_and_batching(rest: str, model: str, policy: ResizePolicy, output: str, config: Path) -> str:
     before = scrape(rest)
-    expect(request_count(before) > 0,
-           f"{REQUEST_COUNT} is absent or 0 after the prediction (monitoring.config not applied?)")
+    expect(
+        request_count(before) > 0,
+        f"{REQUEST_COUNT} is absent or 0 after the prediction (monitoring.config not applied?)",
+    )
     single = photo_batch(policy)[:1]
     with ThreadPoolExecutor(max_workers=BATCHING_REQUESTS) as pool:
         list(pool.map(lambda _: predict(rest, model, single, output), range(BATCHING_REQUESTS)))
     limit = max_batch_size(config)
     batches, images, within = batch_sizes(before, scrape(rest), limit)
-    expect(batches > 0 and images / batches > 1.0,
-           f"{BATCHING_REQUESTS} concurrent one-image requests ran as {batches:.0f} batches of {images:.0f} images: "
-           "server-side batching has no effect")
+    expect(
+        batches > 0 and images / batches > 1.0,
+        f"{BATCHING_REQUESTS} concurrent one-image requests ran as {batches:.0f} batches of {images:.0f} images: "
+        "server-side batching has no effect",
+    )
     expect(within == batches, f"{batches - within:.0f} batches were larger than {config}'s max_batch_size {limit}")
-    return (f"Prometheus {REQUEST_COUNT} present; batching: {BATCHING_REQUESTS} concurrent requests in "
-            f"{batches:.0f} batches of at most {limit} ({images / batches:.1f} images on average)")
+    return (
+        f"Prometheus {REQUEST_COUNT} present; batching: {BATCHING_REQUESTS} concurrent requests in "
+        f"{batches:.0f} batches of at most {limit} ({images / batches:.1f} images on average)"
+    )
 
 
 def container_uids(container: str) -> list[int]:
     """Real, effective, saved and filesystem UID of the container's main process."""
-    status = subprocess.run(["docker", "exec", container, "cat", "/proc/1/status"], capture_output=True,
-                            text=True, timeout=TIMEOUT_S)
+    status = subprocess.run(
+        ["docker", "exec", container, "cat", "/proc/1/status"], capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     expect(status.returncode == 0, f"docker exec {container}: {status.stderr.strip()}")
     line = next(line for line in status.stdout.splitlines() if line.startswith("Uid:"))
     return [int(uid) for uid in line.split()[1:]]
@@ -196,12 +219,15 @@ Plan = tuple[list[ModelServer], list[Callable[[], str]]]  # servers to start fir
 
 def server_checks(args: argparse.Namespace, _scratch: Path) -> Plan:
     policy = policy_of(args.manifest)
-    checks = [lambda: check_status(args.rest, args.model),
-              lambda: check_metadata(args.rest, args.model, args.input, args.output),
-              lambda: check_prediction(args.rest, args.model, policy, args.output)]
+    checks = [
+        lambda: check_status(args.rest, args.model),
+        lambda: check_metadata(args.rest, args.model, args.input, args.output),
+        lambda: check_prediction(args.rest, args.model, policy, args.output),
+    ]
     if args.prometheus:
-        checks.append(lambda: check_prometheus_and_batching(args.rest, args.model, policy, args.output,
-                                                            args.batching_config))
+        checks.append(
+            lambda: check_prometheus_and_batching(args.rest, args.model, policy, args.output, args.batching_config)
+        )
     if args.container:
         checks.append(lambda: check_uid(args.container))
     return [], checks
@@ -209,8 +235,9 @@ def server_checks(args: argparse.Namespace, _scratch: Path) -> Plan:
 
 def classify(gateway_url: str, name: str) -> dict:
     data = (PHOTOS / f"{name}.jpg").read_bytes()
-    response = requests.post(f"{gateway_url}/classify", files={"file": (f"{name}.jpg", data, "image/jpeg")},
-                             timeout=TIMEOUT_S)
+    response = requests.post(
+        f"{gateway_url}/classify", files={"file": (f"{name}.jpg", data, "image/jpeg")}, timeout=TIMEOUT_S
+    )
     expect(response.status_code == 200, f"gateway: {name}.jpg answered {response.status_code}: {response.text[:300]}")
     return response.json()
 
@@ -218,9 +245,11 @@ def classify(gateway_url: str, name: str) -> dict:
 def check_gateway_answers(gateway_url: str, model: str, fallback: bool) -> str:
     answers = [classify(gateway_url, name) for name in ("chelsea", "coffee")]
     for answer in answers:
-        expect((answer["model"], answer["fallback"]) == (model, fallback),
-               f"gateway: answered by {answer['model']} (fallback {answer['fallback']}), expected {model} "
-               f"(fallback {fallback})")
+        expect(
+            (answer["model"], answer["fallback"]) == (model, fallback),
+            f"gateway: answered by {answer['model']} (fallback {answer['fallback']}), expected {model} "
+            f"(fallback {fallback})",
+        )
     top1 = [answer["predictions"][0]["index"] for answer in answers]
     assert_real_labels(top1[0], top1[1], f"gateway via {model}")
     return f"gateway via {model} (fallback {str(fallback).lower()}): chelsea -> {top1[0]}, coffee -> {top1[1]}"
@@ -229,8 +258,9 @@ def check_gateway_answers(gateway_url: str, model: str, fallback: bool) -> str:
 def gateway_checks(args: argparse.Namespace, scratch: Path) -> Plan:
     """The primary answers through a full gateway; the fallback through a fallback-only gateway
     (what the Ingress fails over to), each with the real photos."""
-    fallback = ModelServer(args.fallback_base, args.fallback_model, scratch / "fallback.log",
-                           MODEL_FILE=args.fallback_file)
+    fallback = ModelServer(
+        args.fallback_base, args.fallback_model, scratch / "fallback.log", MODEL_FILE=args.fallback_file
+    )
     fallback_env = {"FALLBACK_MODEL": args.fallback_model, "REQUEST_DEADLINE_MS": "30000"}
     if args.fallback_manifest:
         fallback_env["FALLBACK_MANIFEST"] = str(args.fallback_manifest)
@@ -239,22 +269,27 @@ def gateway_checks(args: argparse.Namespace, scratch: Path) -> Plan:
         primary_env["PRIMARY_MANIFEST"] = str(args.primary_manifest)
 
     def through(env: dict[str, str], model: str, is_fallback: bool) -> str:
-        gateway = Gateway(scratch / f"gateway-{model}.log", FALLBACK_URL=f"grpc://{fallback.grpc_target}",
-                          **fallback_env, **env)
+        gateway = Gateway(
+            scratch / f"gateway-{model}.log", FALLBACK_URL=f"grpc://{fallback.grpc_target}", **fallback_env, **env
+        )
         with gateway:
             gateway.start(timeout=TIMEOUT_S)
             return check_gateway_answers(gateway.url, model, is_fallback)
 
-    return [fallback], [lambda: through(primary_env, args.primary_model, False),
-                        lambda: through({}, args.fallback_model, True)]
+    return [fallback], [
+        lambda: through(primary_env, args.primary_model, False),
+        lambda: through({}, args.fallback_model, True),
+    ]
 
 
 def int8_checks(args: argparse.Namespace, scratch: Path) -> Plan:
     """The dynamic-range int8 file keeps the float file's top-1 on both photos (both served by our server)."""
     manifest = args.model_dir / "manifest.json"
     policy = policy_of(manifest if manifest.exists() else None)
-    servers = [ModelServer(args.model_dir.parent.parent, args.model, scratch / f"{file}.log", MODEL_FILE=file)
-               for file in ("model.tflite", "model_int8.tflite")]
+    servers = [
+        ModelServer(args.model_dir.parent.parent, args.model, scratch / f"{file}.log", MODEL_FILE=file)
+        for file in ("model.tflite", "model_int8.tflite")
+    ]
 
     def top1(server: ModelServer) -> list[int]:
         status = requests.get(f"{server.rest}/v1/models/{args.model}", timeout=TIMEOUT_S).json()
@@ -283,8 +318,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     server.add_argument("--input", default="images")
     server.add_argument("--output", default="probabilities")
     server.add_argument("--prometheus", action="store_true", help="check the metrics endpoint and batching")
-    server.add_argument("--batching-config", type=Path, default=REPO / "models" / "primary" / "batching.config",
-                        help="the server's batching parameters (max_batch_size is checked)")
+    server.add_argument(
+        "--batching-config",
+        type=Path,
+        default=REPO / "models" / "primary" / "batching.config",
+        help="the server's batching parameters (max_batch_size is checked)",
+    )
     server.add_argument("--container", help="docker container running the server: check its UID")
     gateway = commands.add_parser("gateway", help="through our gateway, from the primary and from the fallback")
     gateway.add_argument("--primary-url", required=True)

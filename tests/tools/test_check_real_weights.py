@@ -26,8 +26,22 @@ STAND_IN_IMAGE = "python:3.11-slim"  # ../shared/docker builds it; a container r
 
 
 def test_server_check_passes_on_a_real_weights_server(efficientnet, capsys):
-    assert main(["server", "--rest", efficientnet.rest, "--model", "efficientnet",
-                 "--input", "args_0", "--output", "output_0"]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "server",
+                "--rest",
+                efficientnet.rest,
+                "--model",
+                "efficientnet",
+                "--input",
+                "args_0",
+                "--output",
+                "output_0",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     out = capsys.readouterr().out
     assert "ok: status AVAILABLE" in out and "ok: metadata" in out
     assert "ok: prediction: chelsea -> 28" in out and "coffee -> 967" in out
@@ -40,9 +54,22 @@ def test_server_check_fails_when_the_signature_is_not_the_contract(efficientnet,
 
 
 def test_gateway_check_answers_from_the_primary_and_from_the_fallback(efficientnet, efficientnet_int8_base, capsys):
-    assert main(["gateway", "--primary-url", f"grpc://{efficientnet.grpc_target}", "--primary-model", "efficientnet",
-                 "--fallback-base", str(efficientnet_int8_base), "--fallback-model", "efficientnet_int8"]) == 0, \
-        capsys.readouterr().err
+    assert (
+        main(
+            [
+                "gateway",
+                "--primary-url",
+                f"grpc://{efficientnet.grpc_target}",
+                "--primary-model",
+                "efficientnet",
+                "--fallback-base",
+                str(efficientnet_int8_base),
+                "--fallback-model",
+                "efficientnet_int8",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     out = capsys.readouterr().out
     assert "ok: gateway via efficientnet (fallback false): chelsea -> 28" in out
     assert "ok: gateway via efficientnet_int8 (fallback true): chelsea -> 28" in out
@@ -51,8 +78,22 @@ def test_gateway_check_answers_from_the_primary_and_from_the_fallback(efficientn
 def test_gateway_check_fails_when_the_fallback_answers_for_the_primary(efficientnet_int8_base, capsys):
     from local_mode.processes import free_port
 
-    assert main(["gateway", "--primary-url", f"grpc://127.0.0.1:{free_port()}", "--primary-model", "efficientnet",
-                 "--fallback-base", str(efficientnet_int8_base), "--fallback-model", "efficientnet_int8"]) == 1
+    assert (
+        main(
+            [
+                "gateway",
+                "--primary-url",
+                f"grpc://127.0.0.1:{free_port()}",
+                "--primary-model",
+                "efficientnet",
+                "--fallback-base",
+                str(efficientnet_int8_base),
+                "--fallback-model",
+                "efficientnet_int8",
+            ]
+        )
+        == 1
+    )
     assert "answered by efficientnet_int8 (fallback True), expected efficientnet" in capsys.readouterr().err
 
 
@@ -77,14 +118,20 @@ def test_labels_outside_the_expected_classes_fail(chelsea, coffee):
 def tfserving_page(batches: list[int], requests: int) -> str:
     """A page as TF-Serving's exporter writes it (prometheus_exporter.cc SerializeHistogram/SerializeScalar:
     `# TYPE` lines, cumulative buckets, then `_sum{}` and `_count{}` with empty braces for no labels)."""
-    limits = [2 ** i for i in range(14)]
+    limits = [2**i for i in range(14)]
     buckets = [f'{PROCESSED_BATCH_SIZE}_bucket{{le="{limit}"}} {sum(b <= limit for b in batches)}' for limit in limits]
-    return "\n".join([
-        "# TYPE :tensorflow:serving:request_count counter",
-        f':tensorflow:serving:request_count{{model_name="m",status="OK"}} {requests}',
-        f"# TYPE {PROCESSED_BATCH_SIZE} histogram", *buckets,
-        f'{PROCESSED_BATCH_SIZE}_bucket{{le="+Inf"}} {len(batches)}',
-        f"{PROCESSED_BATCH_SIZE}_sum{{}} {sum(batches)}", f"{PROCESSED_BATCH_SIZE}_count{{}} {len(batches)}", ""])
+    return "\n".join(
+        [
+            "# TYPE :tensorflow:serving:request_count counter",
+            f':tensorflow:serving:request_count{{model_name="m",status="OK"}} {requests}',
+            f"# TYPE {PROCESSED_BATCH_SIZE} histogram",
+            *buckets,
+            f'{PROCESSED_BATCH_SIZE}_bucket{{le="+Inf"}} {len(batches)}',
+            f"{PROCESSED_BATCH_SIZE}_sum{{}} {sum(batches)}",
+            f"{PROCESSED_BATCH_SIZE}_count{{}} {len(batches)}",
+            "",
+        ]
+    )
 
 
 def test_batches_are_measured_between_two_scrapes():
@@ -96,8 +143,10 @@ def test_batches_are_measured_between_two_scrapes():
 
 
 def test_no_batching_metric_means_no_batches():
-    page = metric_samples("# TYPE :tensorflow:serving:request_count counter\n"
-                          ':tensorflow:serving:request_count{model_name="m",status="OK"} 40\n')
+    page = metric_samples(
+        "# TYPE :tensorflow:serving:request_count counter\n"
+        ':tensorflow:serving:request_count{model_name="m",status="OK"} 40\n'
+    )
     assert batch_sizes(page, page, limit=16) == (0, 0, 0) and request_count(page) == 40
     assert request_count(metric_samples("")) == 0
 
@@ -107,12 +156,15 @@ def test_the_shipped_batching_config_is_read():
 
 
 def docker_engine_or_skip() -> None:
-    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True,
-                                                        timeout=30).returncode:
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode:
         pytest.skip("no Docker engine answers (.ci/run starts one with ../shared/docker/engine-up.sh)")
-    if subprocess.run(["docker", "image", "inspect", STAND_IN_IMAGE], capture_output=True, timeout=30).returncode and \
-            subprocess.run(["docker", "pull", STAND_IN_IMAGE], capture_output=True, timeout=300).returncode:
-        pytest.skip(f"{STAND_IN_IMAGE} is neither on this engine nor pullable (../shared/docker/engine-up.sh builds it)")
+    if (
+        subprocess.run(["docker", "image", "inspect", STAND_IN_IMAGE], capture_output=True, timeout=30).returncode
+        and subprocess.run(["docker", "pull", STAND_IN_IMAGE], capture_output=True, timeout=300).returncode
+    ):
+        pytest.skip(
+            f"{STAND_IN_IMAGE} is neither on this engine nor pullable (../shared/docker/engine-up.sh builds it)"
+        )
 
 
 @pytest.mark.docker
@@ -120,8 +172,12 @@ def docker_engine_or_skip() -> None:
 def test_uid_check_reads_the_main_process_of_a_container(user, passes):
     docker_engine_or_skip()
     name = f"uid-check-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--user", user, STAND_IN_IMAGE, "sleep", "60"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["docker", "run", "-d", "--rm", "--name", name, "--user", user, STAND_IN_IMAGE, "sleep", "60"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     try:
         if passes:
             assert check_uid(name) == f"{name}: main process runs as UID 10001"
