@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 import requests
 
+from local_mode.processes import Gateway, free_port
 from tests.hostile_images import corpus
-from tests.processes import Gateway, free_port
 
 
 def peak_rss(pid: int) -> int:

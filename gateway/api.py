@@ -61,7 +61,7 @@ def classify() -> Response:
         service.metrics.shed.inc()
         raise Overloaded(f"more than {settings.max_in_flight} requests in flight; retry shortly", {"Retry-After": "1"})
     service.metrics.in_flight.inc()
-    deadline = started + settings.deadline_ms / 1000
+    deadline = started + settings.deadline_s
     try:
         k = _top_k()
         with Reservation(service.memory, deadline) as memory:
@@ -69,7 +69,7 @@ def classify() -> Response:
             decoded = time.monotonic()
             if decoded >= deadline:  # local work used the time up: no backend is asked, none is blamed
                 raise DeadlineExceeded(f"reading and decoding the upload took {(decoded - started) * 1000:.0f} ms "
-                                       f"of the {settings.deadline_ms} ms deadline", {"Retry-After": "1"})
+                                       f"of the {settings.deadline_s * 1000:.0f} ms deadline", {"Retry-After": "1"})
             outcome = service.router.classify(image, deadline=deadline)
     finally:
         service.in_flight.leave()

@@ -16,5 +16,5 @@ def create_server(app: Flask, settings: Settings):  # -> waitress's server (no p
         header_timeout_s=settings.header_read_timeout_s, read_timeout_s=settings.request_read_timeout_s,
         # Slow clients hold connections, not threads; poll() because select() stops at 1024 descriptors.
         connection_limit=settings.connection_limit, asyncore_use_poll=True,
-        channel_timeout=max(30, settings.deadline_ms // 1000 * 4),  # an idle keep-alive connection
+        channel_timeout=max(30, int(settings.deadline_s) * 4),  # an idle keep-alive connection
     )

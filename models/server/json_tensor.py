@@ -50,37 +50,44 @@ def _plain(body: bytes) -> dict[str, Any]:
         raise NotPlain
     text = body.decode("ascii")
     decoder = json.JSONDecoder()
-    index = _WHITESPACE.match(text, 0).end()
+    index = _skip(text, 0)
     if text[index:index + 1] != "{":
         raise NotPlain
     result: dict[str, Any] = {}
     index += 1
     while True:
-        index = _WHITESPACE.match(text, index).end()
+        index = _skip(text, index)
         if text[index:index + 1] == "}" and not result:
             break
         if text[index:index + 1] != '"':
             raise NotPlain
-        key, index = json.decoder.scanstring(text, index + 1)
-        index = _WHITESPACE.match(text, index).end()
+        key, index = decoder.raw_decode(text, index)
+        index = _skip(text, index)
         if text[index:index + 1] != ":":
             raise NotPlain
-        index = _WHITESPACE.match(text, index + 1).end()
+        index = _skip(text, index + 1)
         if key in _KEYS and text[index:index + 1] == "[":
             end = _array_end(body, index)
             result[key] = _numbers(body, index, end)
         else:
             result[key], end = decoder.raw_decode(text, index)
-        index = _WHITESPACE.match(text, end).end()
+        index = _skip(text, end)
         if text[index:index + 1] == ",":
             index += 1
         elif text[index:index + 1] == "}":
             break
         else:
             raise NotPlain
-    if _WHITESPACE.match(text, index + 1).end() != len(text):
+    if _skip(text, index + 1) != len(text):
         raise NotPlain
     return result
+
+
+def _skip(text: str, index: int) -> int:
+    """The index of the first non-blank character at or after ``index``."""
+    match = _WHITESPACE.match(text, index)
+    assert match is not None  # the pattern matches the empty string too
+    return match.end()
 
 
 def _array_end(body: bytes, start: int) -> int:

@@ -1,8 +1,9 @@
-"""The real compose stack on a Docker engine (pytest-docker), CPU variant, random weights.
+"""The real compose stack on a Docker engine (pytest-docker): the default compose.yaml, exactly as
+a user's first `docker compose up --build` runs it on a host without a GPU, with random weights.
 
-tensorflow/serving cannot be pulled here, so compose.cpu.yaml plays the primary with our LiteRT
-server and the WRN-50-2 export, exactly as a CPU-only host runs it. Ports are published on
-127.0.0.1 only. Without an engine and Compose v2 the tests skip, saying so; .ci/run starts one.
+Ports are published on 127.0.0.1 only. Without an engine and Compose v2 the tests skip, saying
+so; .ci/run starts one. (compose.gpu.yaml needs tensorflow/serving and a GPU: its configuration is
+checked, not run.)
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import requests
 
 from tests.conftest import REPO
 
-COMPOSE_FILES = [str(REPO / "compose.yaml"), str(REPO / "compose.cpu.yaml")]
+COMPOSE_FILES = [str(REPO / "compose.yaml")]
 PROJECT = "classifier-test"
-ENV = {"WEIGHTS": "random", "GATEWAY_PUBLISH": "127.0.0.1:", "EDGE_PUBLISH": "127.0.0.1:",
-       "PATH": "/usr/bin:" + os.environ.get("PATH", "")}
+# The workflow's compose job loads the images its build job made (ImageNet weights) and sets
+# COMPOSE_IMAGES_PREBUILT=1: the stack then starts those images instead of building random-weight ones.
+PREBUILT = os.environ.get("COMPOSE_IMAGES_PREBUILT") == "1"
+ENV = {"GATEWAY_PUBLISH": "127.0.0.1:", "EDGE_PUBLISH": "127.0.0.1:", "PATH": "/usr/bin:" + os.environ.get("PATH", ""),
+       **({} if PREBUILT else {"WEIGHTS": "random"})}
+BUILD = "--no-build" if PREBUILT else "--build"
 
 
 def compose(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -67,7 +72,7 @@ def docker_compose_project_name() -> str:
 
 @pytest.fixture(scope="session")
 def docker_setup() -> list[str]:
-    return ["up --build --wait --wait-timeout 900 -d"]
+    return [f"up {BUILD} --wait --wait-timeout 900 -d"]
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import psutil
 import pytest
 import requests
 
+from local_mode.processes import Gateway, free_port
 from tests.hostile_images import corpus
-from tests.processes import Gateway, free_port
 
 BUDGET = 256 << 20
 ALLOWED = {413, 415, 422, 503}  # the backends are not listening: decodable uploads get 503 models_unavailable

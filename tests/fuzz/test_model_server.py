@@ -18,7 +18,7 @@ from models.server.settings import Settings
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc, tfs_tensor_pb2, tfs_types_pb2
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.mutations import mutated
-from tests.models.conftest import MOBILENET
+from tests.models.server.conftest import MOBILENET
 
 MAX_BYTES = 2 << 20
 CLIENT_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED}
