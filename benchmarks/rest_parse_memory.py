@@ -26,7 +26,7 @@ body = pathlib.Path(sys.argv[1]).read_bytes()
 spec = TensorSpec("images", "images", np.dtype("uint8"), (-1, 224, 224, 3))
 loads = json.loads if sys.argv[2] == "json.loads" else json_tensor.loads
 before, started = hwm(), time.perf_counter()
-batch = rest._parse_predict(loads(body), spec)[0]
+batch = rest._read_batch(loads(body), spec)
 print(f"| {sys.argv[2]} | {(hwm() - before) / 2**20:.0f} | {time.perf_counter() - started:.2f} |")
 """
 
