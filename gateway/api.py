@@ -23,6 +23,14 @@ def _service() -> Service:
     return current_app.extensions["classifier"]
 
 
+def _requested_url() -> str:
+    body = request.get_json(silent=True)
+    url = body.get("url") if isinstance(body, dict) else None
+    if not isinstance(url, str) or not url:
+        raise ApiError(400, "invalid_json", 'a JSON body must be {"url": "https://..."}')
+    return url
+
+
 def _top_k() -> int:
     raw = request.args.get("top_k", "5")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP_K:
@@ -43,14 +51,17 @@ def classify() -> Response:
     service.metrics.in_flight.inc()
     try:
         k = _top_k()
-        data = image_bytes(request)
+        by_url = request.mimetype == "application/json"
+        data = service.fetcher.fetch(_requested_url()) if by_url else image_bytes(request)
+        fetched = time.monotonic() if by_url else started
         try:
             image = imaging.decode(data, settings.max_pixels, settings.decode_shorter)
         except imaging.ImageError as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
         decoded = time.monotonic()
         try:
-            outcome = service.router.classify(image, deadline=started + settings.deadline_ms / 1000)
+            # A fetched image's deadline starts when it has arrived, as an upload's does.
+            outcome = service.router.classify(image, deadline=fetched + settings.deadline_ms / 1000)
         except AllBackendsFailed as exc:
             raise ApiError(503, "models_unavailable", f"no model could answer ({exc})",
                            {"Retry-After": str(int(round(exc.retry_after_s)))}) from None
@@ -59,7 +70,7 @@ def classify() -> Response:
         service.metrics.in_flight.dec()
     total = time.monotonic() - started
     metrics = service.metrics
-    metrics.stage_latency.labels("decode").observe(decoded - started)
+    metrics.stage_latency.labels("decode").observe(decoded - fetched)
     metrics.stage_latency.labels("preprocess").observe(outcome.preprocess_ms / 1000)
     metrics.stage_latency.labels("infer").observe(outcome.infer_ms / 1000)
     metrics.stage_latency.labels("total").observe(total)
@@ -71,8 +82,10 @@ def classify() -> Response:
         "fallback": outcome.fallback,
         "fallback_reason": outcome.fallback_reason,
         "hedged": outcome.hedged,
-        "timings_ms": {"decode": round((decoded - started) * 1000, 2), "preprocess": round(outcome.preprocess_ms, 2),
-                       "infer": round(outcome.infer_ms, 2), "total": round(total * 1000, 2)},
+        "timings_ms": {**({"fetch": round((fetched - started) * 1000, 2)} if by_url else {}),
+                       "decode": round((decoded - fetched) * 1000, 2),
+                       "preprocess": round(outcome.preprocess_ms, 2), "infer": round(outcome.infer_ms, 2),
+                       "total": round(total * 1000, 2)},
         "request_id": g.request_id,
     }
     response = jsonify(body)

@@ -13,9 +13,10 @@ def _error(description: str) -> dict[str, Any]:
 
 _CLASSIFY = {
     "summary": "Top-k ImageNet labels for an image",
-    "description": "Send multipart/form-data with the image in field `file` (or `image`), or the raw bytes "
-                   "with Content-Type image/jpeg, png, webp, gif or bmp. The primary model answers when it "
-                   "can; otherwise the fallback does and `fallback_reason` says why.",
+    "description": "Send multipart/form-data with the image in field `file` (or `image`), the raw bytes "
+                   "with Content-Type image/jpeg, png, webp, gif or bmp, or JSON `{\"url\": \"https://...\"}` "
+                   "when the gateway fetches URLs (`URL_FETCH=allowlist|public`; off by default). The primary "
+                   "model answers when it can; otherwise the fallback does and `fallback_reason` says why.",
     "parameters": [
         {"name": "top_k", "in": "query", "required": False,
          "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5}},
@@ -28,6 +29,7 @@ _CLASSIFY = {
             "image": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
         **{media: {"schema": {"type": "string", "contentMediaType": media}}
            for media in ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")},
+        "application/json": {"schema": {"$ref": "#/components/schemas/UrlRequest"}},
     }},
     "responses": {
         "200": {"description": "Classified", "headers": {
@@ -35,14 +37,23 @@ _CLASSIFY = {
             "X-Fallback": {"schema": {"type": "string", "enum": ["true", "false"]}},
             "X-Request-ID": {"schema": {"type": "string"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Classification"}}}},
-        "400": _error("No file, empty file or invalid top_k"),
-        "413": _error("Body over the size limit, or image over the pixel limit"),
+        "400": _error("No file, empty file, invalid top_k, a JSON body without `url`, or an invalid URL "
+                      "(`invalid_url`: only http(s), no credentials)"),
+        "403": _error("`url_fetch_disabled` (URL_FETCH=off) or `url_not_allowed`: the host is not on the "
+                      "allowlist, or it resolves to a loopback, private, link-local, multicast, reserved or "
+                      "cloud metadata address (each redirect is checked too)"),
+        "413": _error("Body over the size limit, image over the pixel limit, or a fetched image over "
+                      "URL_FETCH_MAX_BYTES (`url_too_large`)"),
         "415": _error("Not an image in a supported format, or an unsupported Content-Type"),
         "422": _error("Truncated or corrupt image"),
+        "502": _error("`url_fetch_failed`: the URL could not be resolved, connected to or fetched, answered "
+                      "other than 200, or redirected too often"),
         "503": _error("Overloaded (Retry-After) or no model could answer"),
+        "504": _error("`url_fetch_timeout`: fetching the URL took longer than URL_FETCH_TIMEOUT_MS"),
     },
 }
 
+_HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
 _HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}}
 
 
@@ -53,7 +64,11 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/classify": {"post": {**_CLASSIFY, "operationId": "classify"}},
             "/": {"post": {**_CLASSIFY, "operationId": "classifyRoot",
-                           "summary": "Same as /classify (ingress-nginx sends failover traffic to /)"}},
+                           "summary": "Same as /classify (ingress-nginx sends failover traffic to /)"},
+                  "get": {"operationId": "page", "summary": "A web page to classify a photo or an image URL",
+                          "responses": {"200": {"description": "The page", **_HTML}}}},
+            "/docs/": {"get": {"operationId": "docs", "summary": "This document in Swagger UI", "responses": {
+                "200": {"description": "Interactive API documentation", **_HTML}}}},
             "/healthz": {"get": {"operationId": "healthz", "summary": "The process is alive", "responses": {
                 "200": {"description": "Alive", "content": {"application/json": {"schema": _HEALTH}}}}}},
             "/readyz": {"get": {"operationId": "readyz", "summary": "At least one model answers", "responses": {
@@ -83,8 +98,10 @@ def openapi_document() -> dict[str, Any]:
                                     "enum": [None, "timeout", "unavailable", "error", "circuit_open"]},
                 "hedged": {"type": "boolean"},
                 "timings_ms": {"type": "object", "properties": {
-                    k: {"type": "number"} for k in ("decode", "preprocess", "infer", "total")}},
+                    k: {"type": "number"} for k in ("fetch", "decode", "preprocess", "infer", "total")}},
                 "request_id": {"type": "string"}}},
+            "UrlRequest": {"type": "object", "required": ["url"], "properties": {
+                "url": {"type": "string", "format": "uri", "pattern": "^https?://"}}},
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                 "type": "object", "required": ["code", "message"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},

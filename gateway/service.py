@@ -13,6 +13,7 @@ from gateway.labels import load_labels
 from gateway.metrics import Metrics
 from gateway.routing import Backend, Router
 from gateway.settings import BackendSettings, Settings
+from gateway.url_fetch import UrlFetcher
 
 
 class InFlight:
@@ -56,6 +57,7 @@ class Service:
     metrics: Metrics
     in_flight: InFlight
     status_pool: ThreadPoolExecutor
+    fetcher: UrlFetcher
     draining: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -82,7 +84,8 @@ class Service:
         return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
                    labels=load_labels(settings.labels_path), metrics=metrics,
                    in_flight=InFlight(settings.max_in_flight),
-                   status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"))
+                   status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"),
+                   fetcher=UrlFetcher(settings.url_fetch))
 
     def backend_states(self) -> dict[str, dict]:
         timeout = self.settings.status_timeout_ms / 1000

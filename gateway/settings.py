@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from common.environment import EnvReader, SettingsError
 from gateway.imaging import ResizePolicy
+from gateway.url_fetch import UrlFetchSettings
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "imagenet1k_labels.json"
 
@@ -57,6 +58,7 @@ class Settings:
     hedge_max_fraction: float
     primary_grace_ms: int
     shutdown_grace_s: float
+    url_fetch: UrlFetchSettings
 
     @property
     def backends(self) -> list[BackendSettings]:
@@ -78,6 +80,7 @@ class Settings:
         deadline = reader.int("REQUEST_DEADLINE_MS", 2000, 50, 120_000)
         reserve = reader.int("FALLBACK_RESERVE_MS", 400, 0, deadline)
         max_in_flight = reader.int("MAX_IN_FLIGHT", 32, 1, 100_000)
+        max_body_bytes = reader.int("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30)
         # Every admitted request needs a thread; the extra ones refuse the overflow at once.
         threads = reader.int("THREADS", max_in_flight + 8, 1, 100_008)
         if threads <= max_in_flight:
@@ -93,7 +96,7 @@ class Settings:
             primary_timeout_ms=reader.int("PRIMARY_TIMEOUT_MS", deadline, 1, deadline),
             fallback_reserve_ms=reserve,
             status_timeout_ms=reader.int("STATUS_TIMEOUT_MS", 500, 10, 60_000),
-            max_body_bytes=reader.int("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30),
+            max_body_bytes=max_body_bytes,
             max_pixels=reader.int("MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
             max_in_flight=max_in_flight,
             labels_path=Path(env.get("LABELS_PATH", str(DEFAULT_LABELS))),
@@ -107,6 +110,7 @@ class Settings:
             hedge_max_fraction=reader.float("HEDGE_MAX_FRACTION", 0.1, 0.0, 1.0),
             primary_grace_ms=reader.int("PRIMARY_GRACE_MS", 20, 0, 10_000),
             shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 10.0, 0.0, 600.0),
+            url_fetch=UrlFetchSettings.from_env(reader, max_body_bytes),
         )
         if settings.hedge_min_ms > settings.hedge_max_ms:
             raise SettingsError(f"HEDGE_MIN_MS={settings.hedge_min_ms} exceeds HEDGE_MAX_MS={settings.hedge_max_ms}")
