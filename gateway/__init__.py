@@ -27,6 +27,10 @@ def _error(status: int, code: str, message: str, headers: Mapping[str, str] | No
     return response
 
 
+def _classifying() -> bool:
+    return request.method == "POST" and request.path in _CLASSIFY_PATHS
+
+
 def create_app(env: Mapping[str, str] | None = None, service: Service | None = None) -> Flask:
     """Build the app from the environment (or ``env``), or around an existing ``service`` (tests)."""
     if service is None:
@@ -35,9 +39,11 @@ def create_app(env: Mapping[str, str] | None = None, service: Service | None = N
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_body_bytes
     app.extensions["classifier"] = service
 
+    from gateway import web
     from gateway.api import bp
 
     app.register_blueprint(bp)
+    web.register(app)
 
     @app.before_request
     def assign_request_id() -> None:
@@ -48,7 +54,7 @@ def create_app(env: Mapping[str, str] | None = None, service: Service | None = N
     @app.after_request
     def echo_request_id(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        if request.path in _CLASSIFY_PATHS:
+        if _classifying():
             log.info("classify", extra={
                 "request_id": g.get("request_id"), "status": response.status_code,
                 "model": response.headers.get("X-Model"), "fallback": response.headers.get("X-Fallback"),
@@ -58,7 +64,7 @@ def create_app(env: Mapping[str, str] | None = None, service: Service | None = N
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:
-        if request.path in _CLASSIFY_PATHS:
+        if _classifying():
             service.metrics.requests.labels(str(error.status), "none").inc()
         return _error(error.status, error.code, error.message, error.headers)
 
@@ -69,7 +75,7 @@ def create_app(env: Mapping[str, str] | None = None, service: Service | None = N
         message = error.description or error.name
         if status == 413:
             code, message = "payload_too_large", f"request body is over the limit of {service.settings.max_body_bytes} bytes"
-        if request.path in _CLASSIFY_PATHS:
+        if _classifying():
             service.metrics.requests.labels(str(status), "none").inc()
         allow = getattr(error, "valid_methods", None)
         return _error(status, code, message, {"Allow": ", ".join(allow)} if allow else None)

@@ -1,0 +1,146 @@
+"""The page at / and the docs at /docs/ in a real headless Chromium, against real processes on 127.0.0.1.
+
+Screenshots land in test-artifacts/web/ (git ignores it; CI keeps it as an artefact).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+from tests.processes import Gateway, free_port
+from tests.real_weights import CAT_CLASSES
+
+ARTEFACTS = REPO / "test-artifacts" / "web"
+WAIT_S = 20
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "Debian's chromium and chromium-driver are needed (.ci/run installs them)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1000"):
+        options.add_argument(argument)
+    session = webdriver.Chrome(options=options, service=Service(driver))
+    session.set_page_load_timeout(WAIT_S)
+    yield session
+    session.quit()
+
+
+@pytest.fixture(scope="module")
+def photo_origin(shared_dir):
+    """The shared photos over plain HTTP on 127.0.0.1, for classify-by-URL."""
+    handler = partial(SimpleHTTPRequestHandler, directory=str(shared_dir / "images"))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def gateway(efficientnet, tmp_path_factory):
+    """Primary and fallback both the real-weights model; URLs from 127.0.0.1 allowed."""
+    target = f"grpc://{efficientnet.grpc_target}"
+    with Gateway(tmp_path_factory.mktemp("web") / "log", PRIMARY_URL=target, PRIMARY_MODEL="efficientnet",
+                 FALLBACK_URL=target, FALLBACK_MODEL="efficientnet", HEDGE="false", URL_FETCH="allowlist",
+                 URL_FETCH_ALLOWLIST="127.0.0.1", URL_FETCH_ALLOW_NETWORKS="127.0.0.1/32") as process:
+        yield process.start()
+
+
+@pytest.fixture(scope="module")
+def primary_down(efficientnet, tmp_path_factory):
+    with Gateway(tmp_path_factory.mktemp("web-down") / "log", PRIMARY_URL=f"grpc://127.0.0.1:{free_port()}",
+                 PRIMARY_MODEL="wide_resnet50_2", FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
+                 FALLBACK_MODEL="efficientnet") as process:
+        yield process.start()
+
+
+def wait_for(browser, css: str, count: int = 1):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT_S).until(
+        lambda b: (found := b.find_elements(By.CSS_SELECTOR, css)) and len(found) >= count and found)
+
+
+def upload(browser, *paths):
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.ID, "file-input").send_keys("\n".join(str(p) for p in paths))
+
+
+def screenshot(browser, name: str) -> None:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(ARTEFACTS / f"{name}.png"))
+
+
+def test_a_chosen_photo_gets_labelled_bars(browser, gateway, shared_dir):
+    browser.get(gateway.url + "/")
+    upload(browser, shared_dir / "images" / "chelsea.jpg")
+    labels = wait_for(browser, ".result .prediction .label", 5)
+    expected = requests.post(f"{gateway.url}/classify", timeout=10,
+                             files={"file": (shared_dir / "images" / "chelsea.jpg").read_bytes()}).json()
+    assert expected["predictions"][0]["index"] in CAT_CLASSES
+    assert [label.text for label in labels] == [p["label"] for p in expected["predictions"]]
+    result = browser.find_element("css selector", ".result")
+    assert "model: efficientnet v1" in result.find_element("css selector", ".badges").text
+    assert not result.find_elements("css selector", ".badge-fallback")
+    assert "infer" in result.find_element("css selector", ".timings").text
+    widths = [bar.size["width"] for bar in result.find_elements("css selector", ".bar span")]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
+    assert result.find_element("css selector", ".preview").get_attribute("naturalWidth") != "0"
+    screenshot(browser, "chelsea")
+
+
+def test_the_fallback_badge_and_its_reason_show_when_the_primary_is_down(browser, primary_down, shared_dir):
+    browser.get(primary_down.url + "/")
+    upload(browser, shared_dir / "images" / "coffee.jpg")
+    badge = wait_for(browser, ".result .badge-fallback")[0]
+    assert badge.text == "fallback: unavailable"
+    assert browser.find_element("css selector", ".result .prediction .label").text == "espresso"
+    screenshot(browser, "fallback")
+
+
+def test_an_api_error_is_shown_with_the_apis_message(browser, gateway, tmp_path):
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("just some text\n")
+    browser.get(gateway.url + "/")
+    upload(browser, not_an_image)
+    error = wait_for(browser, ".result .error:not([hidden])")[0]
+    assert "not an image in a supported format" in error.text and "(unsupported_media_type)" in error.text
+
+
+def test_an_image_url_is_fetched_and_classified(browser, gateway, photo_origin):
+    browser.get(gateway.url + "/")
+    browser.find_element("id", "url-input").send_keys(f"{photo_origin}/chelsea.jpg")
+    browser.find_element("id", "url-submit").click()
+    wait_for(browser, ".result .prediction .label", 5)
+    assert "fetch" in browser.find_element("css selector", ".result .timings").text
+    browser.find_element("id", "url-input").clear()
+    browser.find_element("id", "url-input").send_keys("http://10.0.0.1/cat.jpg")
+    browser.find_element("id", "url-submit").click()
+    error = wait_for(browser, ".result .error:not([hidden])")[0]
+    assert "(url_not_allowed)" in error.text
+    screenshot(browser, "url")
+
+
+def test_the_docs_page_renders_the_spec(browser, gateway):
+    browser.get(gateway.url + "/docs/")
+    paths = wait_for(browser, ".opblock-summary-path", 3)
+    assert {"/classify", "/readyz", "/openapi.json"} <= {p.text.replace("\u200b", "") for p in paths}
+    assert "Resilient image classifier" in wait_for(browser, ".info .title")[0].text
+    assert not browser.find_elements("css selector", ".errors-wrapper")
+    screenshot(browser, "docs")
