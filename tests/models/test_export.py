@@ -173,3 +173,36 @@ def test_int8_keeps_the_float_top1_with_real_weights(shared_dir):
         top1[variant] = [int(runner(args_0=photo)["output_0"].argmax()) for photo in photos]
     assert top1["model_int8.tflite"] == top1["model.tflite"]
     assert_real_labels(*top1["model_int8.tflite"])
+
+
+def test_a_download_shows_progress_on_a_terminal_only(tmp_path):
+    from common.progress import Progress
+    from models.export.catalog import WeightsFile
+    from models.export.weights import fetch
+    from tests.common.test_progress import Terminal
+
+    payload = bytes(range(256)) * 12_000  # 3 MB: several 1 MiB reads
+    (tmp_path / "weights-0123.pth").write_bytes(payload)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        entry = WeightsFile(f"http://127.0.0.1:{server.server_port}/weights-0123.pth",
+                            hashlib.sha256(payload).hexdigest()[:8])
+        screen, log = Terminal(), Terminal()
+        log.isatty = lambda: False
+        fetch(entry, tmp_path / "screen", progress=Progress(screen))
+        fetch(entry, tmp_path / "log", progress=Progress(log))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "downloading weights-0123.pth: 1.0 of 3.1 MB (34%)" in screen.getvalue()
+    assert screen.getvalue().endswith("downloaded weights-0123.pth (3.1 MB)\n")
+    assert log.getvalue() == ""
