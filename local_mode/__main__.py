@@ -4,7 +4,7 @@ Starts a LiteRT model server for the primary (WRN-50-2 int8 export: the fast CPU
 for the fallback (MobileNetV3-Large export), then the gateway on 127.0.0.1:8080, and prints a curl
 line. Exports are made first when ``--models`` holds none: with random weights (offline, about
 90 s; labels are arbitrary) or, with ``--weights imagenet``, with the real ImageNet weights
-(downloaded once, about 360 MB; needs internet). Any single-input, single-output classifier
+(downloaded once; needs internet). Any single-input, single-output classifier
 ``.tflite`` can replace either model. Ctrl-C stops everything.
 """
 
@@ -64,7 +64,7 @@ def _ensure_exports(models: Path, names: list[str], weights: str) -> int:
             raise LocalModeError(f"{manifest.parent} has {source} weights, not {weights}; choose another --models")
     if not missing:
         return 0
-    took = "about 90 s" if weights == "random" else "a few minutes; the weights are downloaded once"
+    took = "about 90 s" if weights == "random" else "the weights are downloaded once"
     print(f"local_mode: exporting {', '.join(missing)} with {weights} weights into {models} ({took})...", flush=True)
     return subprocess.run([sys.executable, "-m", "models.export", "--weights", weights, "--out", str(models),
                            *[arg for name in missing for arg in ("--model", name)]], cwd=REPO).returncode
