@@ -28,7 +28,7 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 
 from common.environment import EnvReader, SettingsError
-from gateway.errors import ApiError
+from gateway.errors import InvalidUrl, UrlFetchDisabled, UrlFetchFailed, UrlFetchTimeout, UrlNotAllowed, UrlTooLarge
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -80,14 +80,6 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _not_allowed(message: str) -> ApiError:
-    return ApiError(403, "url_not_allowed", message)
-
-
-def _failed(message: str) -> ApiError:
-    return ApiError(502, "url_fetch_failed", message)
-
-
 @dataclass(frozen=True)
 class _Target:
     scheme: str
@@ -118,33 +110,33 @@ class UrlFetcher:
     def fetch(self, url: str) -> bytes:
         """The body of ``url`` after at most ``max_redirects`` redirects, or an ApiError."""
         if not self.enabled:
-            raise ApiError(403, "url_fetch_disabled", "classifying by URL is off on this gateway (URL_FETCH=off)")
+            raise UrlFetchDisabled("classifying by URL is off on this gateway (URL_FETCH=off)")
         deadline = time.monotonic() + self.settings.timeout_s
         for _ in range(self.settings.max_redirects + 1):
             target = self._check(url)
             status, location, body = self._get(target, deadline)
             if status not in REDIRECTS:
                 if status != 200:
-                    raise _failed(f"{url} answered HTTP {status}")
+                    raise UrlFetchFailed(f"{url} answered HTTP {status}")
                 return body
             if not location:
-                raise _failed(f"{url} answered HTTP {status} without a Location")
+                raise UrlFetchFailed(f"{url} answered HTTP {status} without a Location")
             url = urljoin(url, location)
-        raise _failed(f"more than {self.settings.max_redirects} redirects")
+        raise UrlFetchFailed(f"more than {self.settings.max_redirects} redirects")
 
     def _check(self, url: str) -> _Target:
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise ApiError(400, "invalid_url", f"not a valid URL: {exc}") from None
+            raise InvalidUrl(f"not a valid URL: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ApiError(400, "invalid_url", f"{url[:200]!r}: only http:// and https:// URLs with a host")
+            raise InvalidUrl(f"{url[:200]!r}: only http:// and https:// URLs with a host")
         if parts.username is not None or parts.password is not None:
-            raise ApiError(400, "invalid_url", "URLs with credentials are not fetched")
+            raise InvalidUrl("URLs with credentials are not fetched")
         host = parts.hostname.rstrip(".")
         if self.settings.mode == "allowlist" and not self._listed(host):
-            raise _not_allowed(f"host {host!r} is not in URL_FETCH_ALLOWLIST")
+            raise UrlNotAllowed(f"host {host!r} is not in URL_FETCH_ALLOWLIST")
         port = port or (443 if parts.scheme == "https" else 80)
         try:
             addresses = (ipaddress.ip_address(host),)
@@ -152,13 +144,13 @@ class UrlFetcher:
             try:
                 addresses = tuple(ipaddress.ip_address(a.split("%")[0]) for a in self._resolve(host, port))
             except OSError as exc:
-                raise _failed(f"cannot resolve {host!r}: {exc}") from None
+                raise UrlFetchFailed(f"cannot resolve {host!r}: {exc}") from None
         if not addresses:
-            raise _failed(f"{host!r} resolves to no address")
+            raise UrlFetchFailed(f"{host!r} resolves to no address")
         for address in addresses:
             problem = self._address_problem(address)
             if problem:
-                raise _not_allowed(f"{host!r} resolves to {address}, {problem}")
+                raise UrlNotAllowed(f"{host!r} resolves to {address}, {problem}")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return _Target(parts.scheme, host, port, path, addresses)
 
@@ -194,9 +186,9 @@ class UrlFetcher:
                     sock = self._tls.wrap_socket(sock, server_hostname=target.host)
                 except (OSError, ssl.SSLError) as exc:
                     sock.close()
-                    raise _failed(f"TLS with {target.host!r} failed: {exc}") from None
+                    raise UrlFetchFailed(f"TLS with {target.host!r} failed: {exc}") from None
             return sock
-        raise _failed(f"cannot connect to {target.host!r}: {'; '.join(errors) or 'timed out'}")
+        raise UrlFetchFailed(f"cannot connect to {target.host!r}: {'; '.join(errors) or 'timed out'}")
 
     def _get(self, target: _Target, deadline: float) -> tuple[int, str | None, bytes]:
         sock = self._connect(target, deadline)
@@ -215,13 +207,12 @@ class UrlFetcher:
                 return response.status, response.getheader("Location"), b""
             length = response.getheader("Content-Length", "")
             if length.isdigit() and int(length) > self.settings.max_bytes:
-                raise ApiError(413, "url_too_large", f"the image is {length} bytes, over the limit of "
-                                                     f"{self.settings.max_bytes}")
+                raise UrlTooLarge(f"the image is {length} bytes, over the limit of {self.settings.max_bytes}")
             chunks, size = [], 0
             while chunk := response.read1(_CHUNK):
                 size += len(chunk)
                 if size > self.settings.max_bytes:
-                    raise ApiError(413, "url_too_large", f"the image is over the limit of {self.settings.max_bytes} bytes")
+                    raise UrlTooLarge(f"the image is over the limit of {self.settings.max_bytes} bytes")
                 chunks.append(chunk)
             if time.monotonic() >= deadline:
                 raise _timed_out(self.settings.timeout_s)
@@ -229,14 +220,14 @@ class UrlFetcher:
         except (OSError, http.client.HTTPException) as exc:
             if time.monotonic() >= deadline:
                 raise _timed_out(self.settings.timeout_s) from None
-            raise _failed(f"fetching from {target.host!r} failed: {exc}") from None
+            raise UrlFetchFailed(f"fetching from {target.host!r} failed: {exc}") from None
         finally:
             watchdog.cancel()
             connection.close()
 
 
-def _timed_out(timeout_s: float) -> ApiError:
-    return ApiError(504, "url_fetch_timeout", f"fetching the image took longer than {timeout_s:g} s")
+def _timed_out(timeout_s: float) -> UrlFetchTimeout:
+    return UrlFetchTimeout(f"fetching the image took longer than {timeout_s:g} s")
 
 
 def _shut(sock: socket.socket) -> None:

@@ -68,6 +68,22 @@ def primary_down(efficientnet, tmp_path_factory):
         yield process.start()
 
 
+def test_the_page_its_files_and_the_docs_are_served_without_counting_as_classify_requests(client):
+    with client.get("/") as page:
+        assert page.status_code == 200 and page.mimetype == "text/html" and b'id="file-input"' in page.data
+    for asset, mimetype in (("/assets/app.js", "text/javascript"), ("/assets/style.css", "text/css"),
+                            ("/docs/swagger-ui-bundle.js", "text/javascript")):
+        with client.get(asset) as response:  # files are streamed: closed, or a ResourceWarning
+            assert response.status_code == 200 and response.mimetype == mimetype, asset
+    docs = client.get("/docs/")
+    assert docs.status_code == 200 and b"/openapi.json" in docs.data and b"swagger-ui-bundle.js" in docs.data
+    assert client.get("/docs").status_code == 308
+    assert client.post("/", data=b"cat", content_type="text/plain").status_code == 415  # POST / still classifies
+    counted = [line for line in client.get("/metrics").get_data(as_text=True).splitlines()
+               if line.startswith("classify_requests_total")]
+    assert counted == ['classify_requests_total{model="none",status="415"} 1.0']
+
+
 def wait_for(browser, css: str, count: int = 1):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
