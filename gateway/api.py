@@ -7,12 +7,11 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import imaging
-from gateway.errors import InvalidJson, InvalidTopK, Overloaded
+from gateway.errors import ApiError, InvalidTopK, Overloaded, error_body
+from gateway.inputs import read_inputs
 from gateway.labels import top_k
 from gateway.openapi import openapi_document
 from gateway.service import Service
-from gateway.uploads import image_bytes
 
 bp = Blueprint("api", __name__)
 MAX_TOP_K = 10
@@ -20,14 +19,6 @@ MAX_TOP_K = 10
 
 def _service() -> Service:
     return current_app.extensions["classifier"]
-
-
-def _requested_url() -> str:
-    body = request.get_json(silent=True)
-    url = body.get("url") if isinstance(body, dict) else None
-    if not isinstance(url, str) or not url:
-        raise InvalidJson('a JSON body must be {"url": "https://..."}')
-    return url
 
 
 def _top_k() -> int:
@@ -49,39 +40,45 @@ def classify() -> Response:
     service.metrics.in_flight.inc()
     try:
         k = _top_k()
-        by_url = request.mimetype == "application/json"
-        data = service.fetcher.fetch(_requested_url()) if by_url else image_bytes(request)
-        fetched = time.monotonic() if by_url else started
-        image = imaging.decode(data, settings.max_pixels, settings.decode_shorter)
-        decoded = time.monotonic()
+        inputs = read_inputs(request, service.fetcher, settings)
+        usable = inputs.usable
+        if not inputs.batch and not usable:
+            raise inputs.images[0]
         # A fetched image's deadline starts when it has arrived, as an upload's does.
-        outcome = service.router.classify(image, deadline=fetched + settings.deadline_ms / 1000)
+        deadline = started + inputs.fetch_s + settings.deadline_ms / 1000
+        outcome = service.router.classify(usable, deadline) if usable else None
     finally:
         service.in_flight.leave()
         service.metrics.in_flight.dec()
     total = time.monotonic() - started
     metrics = service.metrics
-    metrics.stage_latency.labels("decode").observe(decoded - fetched)
-    metrics.stage_latency.labels("preprocess").observe(outcome.preprocess_ms / 1000)
-    metrics.stage_latency.labels("infer").observe(outcome.infer_ms / 1000)
+    metrics.stage_latency.labels("decode").observe(inputs.decode_s)
+    timings = {**({"fetch": round(inputs.fetch_s * 1000, 2)} if inputs.by_url else {}),
+               "decode": round(inputs.decode_s * 1000, 2)}
+    if outcome is not None:
+        metrics.stage_latency.labels("preprocess").observe(outcome.preprocess_ms / 1000)
+        metrics.stage_latency.labels("infer").observe(outcome.infer_ms / 1000)
+        timings.update(preprocess=round(outcome.preprocess_ms, 2), infer=round(outcome.infer_ms, 2))
     metrics.stage_latency.labels("total").observe(total)
+    timings["total"] = round(total * 1000, 2)
+    rows = iter(outcome.probabilities if outcome is not None else ())
+    answers = [error_body(image.status, image.message, image.code) if isinstance(image, ApiError)
+               else {"predictions": top_k(next(rows), service.labels, k)} for image in inputs.images]
     body = {
-        "predictions": top_k(outcome.probabilities, service.labels, k),
-        "model": outcome.backend.model,
-        "model_version": outcome.version,
-        "fallback": outcome.fallback,
-        "fallback_reason": outcome.fallback_reason,
-        "hedged": outcome.hedged,
-        "timings_ms": {**({"fetch": round((fetched - started) * 1000, 2)} if by_url else {}),
-                       "decode": round((decoded - fetched) * 1000, 2),
-                       "preprocess": round(outcome.preprocess_ms, 2), "infer": round(outcome.infer_ms, 2),
-                       "total": round(total * 1000, 2)},
+        **(answers[0] if not inputs.batch else {"results": answers}),
+        "model": outcome.backend.model if outcome else None,
+        "model_version": outcome.version if outcome else None,
+        "fallback": outcome.fallback if outcome else False,
+        "fallback_reason": outcome.fallback_reason if outcome else None,
+        "hedged": outcome.hedged if outcome else False,
+        "timings_ms": timings,
         "request_id": g.request_id,
     }
     response = jsonify(body)
-    response.headers.update({"X-Model": outcome.backend.model, "X-Fallback": str(outcome.fallback).lower()})
-    if outcome.fallback_reason:
-        response.headers["X-Fallback-Reason"] = outcome.fallback_reason
+    if outcome is not None:
+        response.headers.update({"X-Model": outcome.backend.model, "X-Fallback": str(outcome.fallback).lower()})
+        if outcome.fallback_reason:
+            response.headers["X-Fallback-Reason"] = outcome.fallback_reason
     return response
 
 

@@ -60,6 +60,10 @@ class CorruptImage(ImageError):
     status, code = 422, "corrupt_image"
 
 
+class TooManyImages(ApiError):
+    status, code = 400, "too_many_images"
+
+
 class InvalidJson(ApiError):
     status, code = 400, "invalid_json"
 

@@ -16,7 +16,10 @@ _CLASSIFY = {
     "description": "Send multipart/form-data with the image in field `file` (or `image`), the raw bytes "
                    "with Content-Type image/jpeg, png, webp, gif or bmp, or JSON `{\"url\": \"https://...\"}` "
                    "when the gateway fetches URLs (`URL_FETCH=allowlist|public`; off by default). The primary "
-                   "model answers when it can; otherwise the fallback does and `fallback_reason` says why.",
+                   "model answers when it can; otherwise the fallback does and `fallback_reason` says why. "
+                   "Several `file` parts, or `{\"urls\": [...]}`, make a batch of up to MAX_BATCH_IMAGES "
+                   "(16): one tensor per backend call, one deadline, and `results` answers each image in "
+                   "order, a bad image with its own `error`.",
     "parameters": [
         {"name": "top_k", "in": "query", "required": False,
          "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5}},
@@ -25,20 +28,25 @@ _CLASSIFY = {
     ],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
-            "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+            "file": {"type": "array", "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+                     "description": "one image, or several for a batch"},
             "image": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
         **{media: {"schema": {"type": "string", "contentMediaType": media}}
            for media in ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")},
-        "application/json": {"schema": {"$ref": "#/components/schemas/UrlRequest"}},
+        "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/UrlRequest"},
+                                                  {"$ref": "#/components/schemas/UrlBatchRequest"}]}},
     }},
     "responses": {
         "200": {"description": "Classified", "headers": {
             "X-Model": {"schema": {"type": "string"}},
             "X-Fallback": {"schema": {"type": "string", "enum": ["true", "false"]}},
             "X-Request-ID": {"schema": {"type": "string"}}},
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Classification"}}}},
-        "400": _error("No file, empty file, invalid top_k, a JSON body without `url`, or an invalid URL "
-                      "(`invalid_url`: only http(s), no credentials)"),
+            "content": {"application/json": {"schema": {"oneOf": [
+                {"$ref": "#/components/schemas/Classification"},
+                {"$ref": "#/components/schemas/BatchClassification"}]}}}},
+        "400": _error("No file, empty file, invalid top_k, a JSON body without `url` or `urls`, an invalid "
+                      "URL (`invalid_url`: only http(s), no credentials), or more than MAX_BATCH_IMAGES "
+                      "images (`too_many_images`)"),
         "403": _error("`url_fetch_disabled` (URL_FETCH=off) or `url_not_allowed`: the host is not on the "
                       "allowlist, or it resolves to a loopback, private, link-local, multicast, reserved or "
                       "cloud metadata address (each redirect is checked too)"),
@@ -97,11 +105,31 @@ def openapi_document() -> dict[str, Any]:
                 "fallback_reason": {"type": ["string", "null"],
                                     "enum": [None, "timeout", "unavailable", "error", "circuit_open"]},
                 "hedged": {"type": "boolean"},
-                "timings_ms": {"type": "object", "properties": {
-                    k: {"type": "number"} for k in ("fetch", "decode", "preprocess", "infer", "total")}},
+                "timings_ms": {"$ref": "#/components/schemas/Timings"},
+                "request_id": {"type": "string"}}},
+            "UrlBatchRequest": {"type": "object", "required": ["urls"], "properties": {
+                "urls": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "uri"}}}},
+            "BatchClassification": {"type": "object", "required": [
+                "results", "model", "model_version", "fallback", "fallback_reason", "hedged", "timings_ms",
+                "request_id"], "properties": {
+                "results": {"type": "array", "description": "one per image, in the request's order",
+                            "items": {"oneOf": [
+                                {"type": "object", "required": ["predictions"], "additionalProperties": False,
+                                 "properties": {"predictions": {"type": "array", "items": {
+                                     "$ref": "#/components/schemas/Prediction"}}}},
+                                {"$ref": "#/components/schemas/Error"}]}},
+                "model": {"type": ["string", "null"], "description": "null when no image was usable"},
+                "model_version": {"type": ["string", "null"]},
+                "fallback": {"type": "boolean"},
+                "fallback_reason": {"type": ["string", "null"],
+                                    "enum": [None, "timeout", "unavailable", "error", "circuit_open"]},
+                "hedged": {"type": "boolean"},
+                "timings_ms": {"$ref": "#/components/schemas/Timings"},
                 "request_id": {"type": "string"}}},
             "UrlRequest": {"type": "object", "required": ["url"], "properties": {
                 "url": {"type": "string", "format": "uri", "pattern": "^https?://"}}},
+            "Timings": {"type": "object", "properties": {
+                k: {"type": "number"} for k in ("fetch", "decode", "preprocess", "infer", "total")}},
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                 "type": "object", "required": ["code", "message"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},

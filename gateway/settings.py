@@ -59,6 +59,7 @@ class Settings:
     primary_grace_ms: int
     shutdown_grace_s: float
     url_fetch: UrlFetchSettings
+    max_batch_images: int
 
     @property
     def backends(self) -> list[BackendSettings]:
@@ -111,6 +112,7 @@ class Settings:
             primary_grace_ms=reader.int("PRIMARY_GRACE_MS", 20, 0, 10_000),
             shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 10.0, 0.0, 600.0),
             url_fetch=UrlFetchSettings.from_env(reader, max_body_bytes),
+            max_batch_images=reader.int("MAX_BATCH_IMAGES", 16, 1, 1024),
         )
         if settings.hedge_min_ms > settings.hedge_max_ms:
             raise SettingsError(f"HEDGE_MIN_MS={settings.hedge_min_ms} exceeds HEDGE_MAX_MS={settings.hedge_max_ms}")

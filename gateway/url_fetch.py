@@ -103,14 +103,13 @@ class UrlFetcher:
         self._resolve = resolver
         self._tls = tls or ssl.create_default_context(cafile=certifi.where())
 
-    @property
-    def enabled(self) -> bool:
-        return self.settings.mode != "off"
+    def require_enabled(self) -> None:
+        if self.settings.mode == "off":
+            raise UrlFetchDisabled("classifying by URL is off on this gateway (URL_FETCH=off)")
 
     def fetch(self, url: str) -> bytes:
         """The body of ``url`` after at most ``max_redirects`` redirects, or an ApiError."""
-        if not self.enabled:
-            raise UrlFetchDisabled("classifying by URL is off on this gateway (URL_FETCH=off)")
+        self.require_enabled()
         deadline = time.monotonic() + self.settings.timeout_s
         for _ in range(self.settings.max_redirects + 1):
             target = self._check(url)

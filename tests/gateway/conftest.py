@@ -30,8 +30,8 @@ def make_app():
         clients = {}
 
         def factory(settings):
-            clients[settings.role] = FakeClient(settings, top=1 if settings.role == "primary" else 2,
-                                                **specs[settings.role])
+            clients[settings.role] = FakeClient(settings, **{"top": 1 if settings.role == "primary" else 2,
+                                                             **specs[settings.role]})
             return clients[settings.role]
 
         service = Service.build(Settings.from_env({**ENV, **env}), client_factory=factory)
@@ -132,6 +132,7 @@ def image_origin(jpeg):
     def start(tls: ssl.SSLContext | None = None, max_bytes: int = 64 << 10) -> ImageOrigin:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)
         server.daemon_threads = True
+        server.handle_error = lambda *_: None  # refused TLS handshakes and hang-ups are the point
         if tls is not None:
             server.socket = tls.wrap_socket(server.socket, server_side=True)
         server.origin = ImageOrigin(server.server_address[1], {"/cat.jpg": jpeg, "/notes.txt": b"just text\n"},

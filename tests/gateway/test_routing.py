@@ -35,7 +35,7 @@ def make_router(primary=None, fallback=None, **env):
 
 def classify(router):
     started = router.clock()
-    outcome = router.classify(IMAGE, deadline=started + router.settings.deadline_ms / 1000)
+    outcome = router.classify([IMAGE], deadline=started + router.settings.deadline_ms / 1000)
     return outcome, router.clock() - started
 
 

@@ -121,6 +121,31 @@ def test_a_chosen_photo_gets_labelled_bars(browser, gateway, shared_dir):
     screenshot(browser, "chelsea")
 
 
+def test_dropped_photos_are_sent_as_one_batch_and_answered_in_order(browser, gateway, shared_dir, tmp_path):
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("just some text\n")
+    photos = [shared_dir / "images" / "chelsea.jpg", not_an_image, shared_dir / "images" / "coffee.jpg"]
+    browser.get(gateway.url + "/")
+    # A drop carries files the page did not pick itself: stage them in a helper input, then drop them.
+    staging = browser.execute_script(
+        "const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'staging';"
+        "document.body.append(i); return i;")
+    staging.send_keys("\n".join(str(p) for p in photos))
+    browser.execute_script(
+        "const data = new DataTransfer(); for (const f of document.getElementById('staging').files) data.items.add(f);"
+        "document.getElementById('drop-zone').dispatchEvent("
+        "  new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));")
+    wait_for(browser, ".result .prediction .label", 10)
+    cards = browser.find_elements("css selector", ".result")
+    assert [c.find_element("css selector", ".source").text for c in cards] == ["chelsea.jpg", "notes.jpg", "coffee.jpg"]
+    first = cards[0].find_elements("css selector", ".prediction .label")[0].text
+    assert first in ("tabby", "tiger cat", "Egyptian cat", "Persian cat")
+    assert "(unsupported_media_type)" in cards[1].find_element("css selector", ".error").text
+    assert cards[2].find_elements("css selector", ".prediction .label")[0].text == "espresso"
+    assert "model: efficientnet v1" in cards[2].find_element("css selector", ".badges").text
+    screenshot(browser, "batch")
+
+
 def test_the_fallback_badge_and_its_reason_show_when_the_primary_is_down(browser, primary_down, shared_dir):
     browser.get(primary_down.url + "/")
     upload(browser, shared_dir / "images" / "coffee.jpg")

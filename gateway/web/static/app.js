@@ -13,7 +13,6 @@ function card(previewSrc, source) {
   const node = template.content.firstElementChild.cloneNode(true);
   node.querySelector(".preview").src = previewSrc;
   node.querySelector(".source").textContent = source;
-  results.prepend(node);
   return node;
 }
 
@@ -79,6 +78,7 @@ async function sendFiles(files) {
   const images = Array.from(files);
   if (!images.length) return;
   const nodes = images.map((file) => card(URL.createObjectURL(file), file.name));
+  results.prepend(...nodes);  // newest request first, its images in order
   const form = new FormData();
   for (const file of images) form.append("file", file, file.name);
   statusLine.textContent = "Classifying " + images.length + (images.length > 1 ? " images…" : " image…");
@@ -93,8 +93,9 @@ async function sendFiles(files) {
 
 function render(nodes, payload) {
   if (payload.results) {  // a batch: one answer per image, in order
-    payload.results.forEach((answer, i) => showAnswer(nodes[i], answer, i === 0 ? payload.timings_ms : null,
-                                                      payload.request_id));
+    // model, fallback and timings are the batch's: one backend call answered every image
+    payload.results.forEach((answer, i) => showAnswer(nodes[i], answer.error ? answer : { ...payload, ...answer },
+                                                      i === 0 ? payload.timings_ms : null, payload.request_id));
   } else if (payload.error) {
     nodes.forEach((node) => showError(node, payload.error));
   } else {
@@ -106,6 +107,7 @@ urlForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const url = urlInput.value.trim();
   const node = card(url, url);
+  results.prepend(node);
   statusLine.textContent = "Fetching and classifying…";
   try {
     render([node], await classify(JSON.stringify({ url }), { "Content-Type": "application/json" }));
