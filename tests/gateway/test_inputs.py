@@ -124,3 +124,16 @@ def test_urls_while_url_fetch_is_off(client):
     response = client.post("/classify", json={"urls": ["https://example.com/a.png"]})
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "url_fetch_disabled"
 
+
+
+def test_the_default_batch_fits_the_gpu_primarys_tf_serving_batches():
+    """TF-Serving refuses a request larger than its max_batch_size (shared_batch_scheduler.h)."""
+    import re
+
+    from gateway.settings import Settings
+    from tests.conftest import REPO
+    from tests.gateway.conftest import ENV
+
+    config = (REPO / "models" / "primary" / "batching.config").read_text()
+    max_batch_size = int(re.search(r"max_batch_size \{ value: (\d+) \}", config).group(1))
+    assert Settings.from_env(ENV).max_batch_images <= max_batch_size
