@@ -137,7 +137,7 @@ def image_origin(jpeg):
             server.socket = tls.wrap_socket(server.socket, server_side=True)
         server.origin = ImageOrigin(server.server_address[1], {"/cat.jpg": jpeg, "/notes.txt": b"just text\n"},
                                     max_bytes)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return server.origin
 
