@@ -61,6 +61,17 @@ _CLASSIFY = {
     },
 }
 
+_PREDICTIONS = {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}
+# What an answer says besides its predictions: the same for one image and for a batch.
+_FACTS = {
+    "model": {"type": "string"},
+    "model_version": {"type": ["string", "null"]},
+    "fallback": {"type": "boolean"},
+    "fallback_reason": {"type": ["string", "null"], "enum": [None, "timeout", "unavailable", "error", "circuit_open"]},
+    "hedged": {"type": "boolean"},
+    "timings_ms": {"$ref": "#/components/schemas/Timings"},
+    "request_id": {"type": "string"},
+}
 _HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
 _HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}}
 
@@ -95,37 +106,18 @@ def openapi_document() -> dict[str, Any]:
             "Prediction": {"type": "object", "required": ["label", "index", "score"], "properties": {
                 "label": {"type": "string"}, "index": {"type": "integer", "minimum": 0, "maximum": 999},
                 "score": {"type": "number", "minimum": 0, "maximum": 1}}},
-            "Classification": {"type": "object", "required": [
-                "predictions", "model", "model_version", "fallback", "fallback_reason", "hedged", "timings_ms",
-                "request_id"], "properties": {
-                "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}},
-                "model": {"type": "string"},
-                "model_version": {"type": ["string", "null"]},
-                "fallback": {"type": "boolean"},
-                "fallback_reason": {"type": ["string", "null"],
-                                    "enum": [None, "timeout", "unavailable", "error", "circuit_open"]},
-                "hedged": {"type": "boolean"},
-                "timings_ms": {"$ref": "#/components/schemas/Timings"},
-                "request_id": {"type": "string"}}},
+            "Classification": {"type": "object", "required": ["predictions", *_FACTS], "properties": {
+                "predictions": _PREDICTIONS, **_FACTS, "model": {"type": "string"}}},
             "UrlBatchRequest": {"type": "object", "required": ["urls"], "properties": {
                 "urls": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "uri"}}}},
-            "BatchClassification": {"type": "object", "required": [
-                "results", "model", "model_version", "fallback", "fallback_reason", "hedged", "timings_ms",
-                "request_id"], "properties": {
+            "BatchClassification": {"type": "object", "required": ["results", *_FACTS], "properties": {
                 "results": {"type": "array", "description": "one per image, in the request's order",
                             "items": {"oneOf": [
                                 {"type": "object", "required": ["predictions"], "additionalProperties": False,
-                                 "properties": {"predictions": {"type": "array", "items": {
-                                     "$ref": "#/components/schemas/Prediction"}}}},
+                                 "properties": {"predictions": _PREDICTIONS}},
                                 {"$ref": "#/components/schemas/Error"}]}},
-                "model": {"type": ["string", "null"], "description": "null when no image was usable"},
-                "model_version": {"type": ["string", "null"]},
-                "fallback": {"type": "boolean"},
-                "fallback_reason": {"type": ["string", "null"],
-                                    "enum": [None, "timeout", "unavailable", "error", "circuit_open"]},
-                "hedged": {"type": "boolean"},
-                "timings_ms": {"$ref": "#/components/schemas/Timings"},
-                "request_id": {"type": "string"}}},
+                **_FACTS,
+                "model": {"type": ["string", "null"], "description": "null when no image was usable"}}},
             "UrlRequest": {"type": "object", "required": ["url"], "properties": {
                 "url": {"type": "string", "format": "uri", "pattern": "^https?://"}}},
             "Timings": {"type": "object", "properties": {
