@@ -26,7 +26,9 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    # Debian's chromium here (.ci/run installs it); a GitHub runner's preinstalled Google Chrome works too.
+    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    driver = shutil.which("chromedriver")
     assert chromium and driver, "Debian's chromium and chromium-driver are needed (.ci/run installs them)"
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
