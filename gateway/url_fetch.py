@@ -215,6 +215,8 @@ class UrlFetcher:
                 chunks.append(chunk)
             if time.monotonic() >= deadline:
                 raise _timed_out(self.settings.timeout_s)
+            if response.length:  # http.client ends a short Content-Length body quietly
+                raise UrlFetchFailed(f"{target.host!r} closed the connection {response.length} bytes early")
             return 200, None, b"".join(chunks)
         except (OSError, http.client.HTTPException) as exc:
             if time.monotonic() >= deadline:

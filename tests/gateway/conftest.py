@@ -77,6 +77,9 @@ class _ImageHandler(BaseHTTPRequestHandler):
             self._send(302, b"", {"Location": "/loop"})
         elif path == "/big":
             self._send(200, b"", {"Content-Length": str(origin.max_bytes + 1)}, body_follows=False)
+        elif path == "/truncated":
+            self.close_connection = True
+            self._send(200, b"\xff\xd8\xff" * 10, {"Content-Length": "1000"})
         elif path == "/chunked":
             self._chunked([b"\xff" * 4096] * (origin.max_bytes // 4096 + 2))
         elif path == "/slow":

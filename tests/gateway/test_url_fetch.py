@@ -161,6 +161,8 @@ def test_failures_name_what_failed(image_origin):
     fetch = fetcher()
     missing = refused(fetch, f"http://images.test:{origin.port}/missing.jpg")
     assert (missing.status, missing.code) == (502, "url_fetch_failed") and "HTTP 404" in missing.message
+    truncated = refused(fetch, f"http://images.test:{origin.port}/truncated")
+    assert truncated.code == "url_fetch_failed" and "970 bytes early" in truncated.message
     unknown = refused(fetch, "http://nowhere.test/cat.jpg")
     assert unknown.code == "url_fetch_failed" and "resolve" in unknown.message
     with socket.socket() as closed:
