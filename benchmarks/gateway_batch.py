@@ -1,6 +1,6 @@
 """Images per second through the real gateway: N single-image requests against one batch of N.
 
-    .venv/bin/python -m benchmarks.gateway_batch [--rounds 5] [--sizes 1,4,8,16]
+    .venv/bin/python -m benchmarks.gateway_batch [--rounds 5] [--sizes 2,4,8,16]
 
 The gateway and our LiteRT model server (the real-weights EfficientNet-Lite0 of ../shared, one
 interpreter) run as processes on 127.0.0.1; requests are sent one after the other, so the figures
@@ -33,7 +33,7 @@ def _timed(send) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--sizes", default="1,4,8,16")
+    parser.add_argument("--sizes", default="2,4,8,16", help="batch sizes, each at least 2")
     args = parser.parse_args()
     photos = [(SHARED / "images" / f"{name}.jpg").read_bytes() for name in PHOTOS]
     sizes = [int(size) for size in args.sizes.split(",")]
