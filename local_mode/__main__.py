@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common.progress import Progress
 from local_mode.processes import REPO, Gateway, ModelServer, Service, serve_tflite
+from models.export.progress import Progress
 
 WRN, MOBILENET = "wide_resnet50_2", "mobilenet_v3_large"
 

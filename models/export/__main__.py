@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from common.progress import Progress
 from models.export.catalog import CATALOG, ModelEntry
+from models.export.progress import Progress
 from models.export.weights import ExportError
 
 

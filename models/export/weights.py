@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from common.progress import Progress
 from models.export.catalog import IMAGE_SIZE, WeightsFile
+from models.export.progress import Progress
 
 if TYPE_CHECKING:
     import keras

@@ -2,7 +2,7 @@
 
 import io
 
-from common.progress import Progress
+from models.export.progress import Progress
 
 
 class Terminal(io.StringIO):
