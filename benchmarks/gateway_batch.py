@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
+from local_mode.processes import Gateway, ModelServer, serve_tflite
 from tests.conftest import SHARED
-from tests.processes import Gateway, ModelServer, serve_tflite
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 

@@ -42,10 +42,10 @@ def classify() -> Response:
         k = _top_k()
         inputs = read_inputs(request, service.fetcher, settings)
         usable = inputs.usable
-        if not inputs.batch and not usable:
+        if not inputs.batch and isinstance(inputs.images[0], ApiError):
             raise inputs.images[0]
         # A fetched image's deadline starts when it has arrived, as an upload's does.
-        deadline = started + inputs.fetch_s + settings.deadline_ms / 1000
+        deadline = started + inputs.fetch_s + settings.deadline_s
         outcome = service.router.classify(usable, deadline) if usable else None
     finally:
         service.in_flight.leave()

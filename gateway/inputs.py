@@ -68,6 +68,7 @@ def _decode_or_error(data: bytes | ApiError, settings: Settings) -> Image.Image 
 def read_inputs(request: Request, fetcher: UrlFetcher, settings: Settings) -> Inputs:
     started = time.monotonic()
     by_url = request.mimetype == "application/json"
+    datas: list[bytes | ApiError]
     if by_url:
         urls, batch = _urls(request)
         fetcher.require_enabled()
@@ -75,7 +76,7 @@ def read_inputs(request: Request, fetcher: UrlFetcher, settings: Settings) -> In
         with ThreadPoolExecutor(min(len(urls), _FETCH_THREADS), thread_name_prefix="fetch") as pool:
             datas = list(pool.map(lambda url: _fetch_or_error(fetcher, url), urls))
     else:
-        datas = uploaded_images(request)
+        datas = list(uploaded_images(request))
         batch = len(datas) > 1
         _check_count(len(datas), settings)
     fetched = time.monotonic() if by_url else started

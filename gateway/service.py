@@ -73,12 +73,10 @@ class Service:
             metrics.circuit_transitions.labels(name, new.name.lower()).inc()
 
         backends = {}
+        policy = settings.breaker
         for backend in settings.backends:
-            breaker = CircuitBreaker(
-                backend.role, settings.breaker_failures, settings.breaker_cooldown_ms / 1000,
-                settings.breaker_max_cooldown_ms / 1000,
-                settings.breaker_latency_ms / 1000 if settings.breaker_latency_ms else None,
-                on_transition=transition)
+            breaker = CircuitBreaker(backend.role, policy.failures, policy.cooldown_s, policy.max_cooldown_s,
+                                     policy.latency_bound_s, on_transition=transition)
             metrics.circuit_state.labels(backend.role).set(State.CLOSED.value)
             backends[backend.role] = Backend(backend, factory(backend), breaker)
         return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
@@ -88,7 +86,7 @@ class Service:
                    fetcher=UrlFetcher(settings.url_fetch))
 
     def backend_states(self) -> dict[str, dict]:
-        timeout = self.settings.status_timeout_ms / 1000
+        timeout = self.settings.status_timeout_s
         checks = {role: self.status_pool.submit(b.client.status, timeout) for role, b in self.backends.items()}
         return {role: {"url": b.settings.url, "model": b.settings.model, "state": checks[role].result(),
                        "circuit": b.breaker.state.name.lower()} for role, b in self.backends.items()}

@@ -137,6 +137,7 @@ class UrlFetcher:
         if self.settings.mode == "allowlist" and not self._listed(host):
             raise UrlNotAllowed(f"host {host!r} is not in URL_FETCH_ALLOWLIST")
         port = port or (443 if parts.scheme == "https" else 80)
+        addresses: tuple[Address, ...]
         try:
             addresses = (ipaddress.ip_address(host),)
         except ValueError:

@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"  open http://{args.host}:{args.port}/ in a browser (API docs: /docs/)\n"
                   f"  curl -F file=@photo.jpg http://{args.host}:{args.port}/classify\n"
                   f"  curl http://{args.host}:{args.port}/readyz\nCtrl-C stops.\n", flush=True)
+            assert gateway.process is not None
             gateway.process.wait()
         except KeyboardInterrupt:
             pass

@@ -66,10 +66,11 @@ def export_one(entry: ModelEntry, args: argparse.Namespace, progress: Progress) 
     from models.export import weights
 
     started = time.perf_counter()
-    downloaded = None
+    # Download and verify before TensorFlow starts: on CPUs where oneDNN is on, TensorFlow writes
+    # start-up lines to stderr whatever TF_CPP_MIN_LOG_LEVEL says, burying a one-line error.
+    fetched = None
     if args.weights == "imagenet" and entry.imagenet_weights is not None:
-        # Before TensorFlow is imported, whose start-up lines would bury the one saying we are offline.
-        downloaded = weights.fetch(entry.imagenet_weights, args.cache_dir, args.weights_url, progress)
+        fetched = weights.fetch(entry.imagenet_weights, args.cache_dir, args.weights_url, progress)
 
     import keras
 
@@ -82,8 +83,9 @@ def export_one(entry: ModelEntry, args: argparse.Namespace, progress: Progress) 
         core = entry.build_core(None)
         weights.reestimate_batchnorm(core, args.seed)
         source: dict[str, Any] = {"source": "random", "seed": args.seed}
-    elif downloaded is not None:
-        path, digest = downloaded
+    elif fetched is not None:
+        assert entry.imagenet_weights is not None
+        path, digest = fetched
         core = entry.build_core(None)
         load_torch_state_dict(core, read_state_dict(path))
         source = {"source": "imagenet", "url": entry.imagenet_weights.url, "sha256": digest}

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from models.export.catalog import IMAGE_SIZE, WeightsFile
+from models.export.catalog import WeightsFile
 from models.export.progress import Progress
+from protocol.contract import IMAGE_SIZE
 
 if TYPE_CHECKING:
     import keras

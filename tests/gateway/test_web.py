@@ -13,8 +13,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from local_mode.processes import Gateway, free_port
 from tests.conftest import REPO
-from tests.processes import Gateway, free_port
 from tests.real_weights import CAT_CLASSES
 
 ARTEFACTS = REPO / "test-artifacts" / "web"

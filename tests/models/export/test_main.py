@@ -163,7 +163,7 @@ def test_a_download_shows_progress_on_a_terminal_only(tmp_path, weights_server):
     from models.export.catalog import WeightsFile
     from models.export.progress import Progress
     from models.export.weights import fetch
-    from tests.models.test_progress import Terminal
+    from tests.models.export.test_progress import Terminal
 
     folder, base = weights_server
     payload = bytes(range(256)) * 12_000  # 3 MB: several 1 MiB reads

@@ -4,8 +4,8 @@ import grpc
 import numpy as np
 import pytest
 
+from local_mode.processes import ModelServer
 from protocol.generated import tfs_predict_pb2_grpc
-from tests.processes import ModelServer
 
 MOBILENET = "mobilenet_v3_large"
 
@@ -37,21 +37,3 @@ def reference(exported_models):
 @pytest.fixture
 def images():
     return np.random.default_rng(7).integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
-
-
-@pytest.fixture
-def weights_server(tmp_path):
-    """Files put in ``tmp_path / "served"`` over HTTP on 127.0.0.1; yields (folder, base URL)."""
-    import http.server
-    import threading
-    from functools import partial
-
-    folder = tmp_path / "served"
-    folder.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield folder, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
