@@ -19,6 +19,11 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CLASSIFY_PATHS = ("/", "/classify")
 
 
+def _classifying() -> bool:
+    """A classify request, or a wrong method on its paths; not the web page at GET /."""
+    return request.path in _CLASSIFY_PATHS and request.endpoint != "web.index"
+
+
 def create_app(env: Mapping[str, str] | None = None, service: Service | None = None) -> Flask:
     """Build the app from the environment (or ``env``), or around an existing ``service`` (tests)."""
     if service is None:
@@ -28,9 +33,11 @@ def create_app(env: Mapping[str, str] | None = None, service: Service | None = N
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_body_bytes
     app.extensions["classifier"] = service
 
+    from gateway import web
     from gateway.api import bp
 
     app.register_blueprint(bp)
+    web.register(app)
     register_error_handlers(app, service.settings.max_body_bytes)
 
     @app.before_request
@@ -43,7 +50,7 @@ def create_app(env: Mapping[str, str] | None = None, service: Service | None = N
     def count_and_log(response: Response) -> Response:
         """Every answer, success or error, passes here once: the one place requests are counted and logged."""
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        if request.path in _CLASSIFY_PATHS:
+        if _classifying():
             model = response.headers.get("X-Model")
             service.metrics.requests.labels(str(response.status_code), model or "none").inc()
             log.info("classify", extra={

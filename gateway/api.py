@@ -8,13 +8,12 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import imaging
-from gateway.errors import DeadlineExceeded, InvalidTopK, Overloaded, TooManyPixels
+from gateway.errors import ApiError, DeadlineExceeded, InvalidTopK, Overloaded, error_body
+from gateway.inputs import read_inputs
 from gateway.labels import top_k
-from gateway.memory_budget import OverBudget, Reservation
+from gateway.memory_budget import Reservation
 from gateway.openapi import openapi_document
 from gateway.service import Service
-from gateway.uploads import image_bytes
 
 bp = Blueprint("api", __name__)
 MAX_TOP_K = 10
@@ -32,25 +31,6 @@ def _top_k() -> int:
     return int(raw)
 
 
-def _decode(memory: Reservation) -> imaging.Image.Image:
-    """The upload as an RGB image, holding ``memory`` for the body (and the multipart copy of it)
-    before it is read, and for the decode's peak before pixels are decoded; then only for the image."""
-    settings = _service().settings
-    body = 2 * (request.content_length or settings.max_body_bytes)
-    try:
-        memory.hold(body)
-        data = image_bytes(request)
-        image = imaging.decode(data, settings.max_pixels, settings.decode_shorter,
-                               reserve=lambda nbytes: memory.hold(body + nbytes))
-        memory.hold(image.width * image.height * 4)  # the body and the decode's copies are gone
-        return image
-    except OverBudget as exc:
-        if exc.alone:
-            raise TooManyPixels(f"decoding this image needs {exc.wanted >> 20} MiB, over the limit of "
-                                f"{exc.capacity >> 20} MiB (MEMORY_BUDGET_BYTES)") from None
-        raise Overloaded("other uploads hold the decoding memory; retry shortly", {"Retry-After": "1"}) from None
-
-
 @bp.post("/classify")
 @bp.post("/")
 def classify() -> Response:
@@ -61,40 +41,52 @@ def classify() -> Response:
         service.metrics.shed.inc()
         raise Overloaded(f"more than {settings.max_in_flight} requests in flight; retry shortly", {"Retry-After": "1"})
     service.metrics.in_flight.inc()
-    deadline = started + settings.deadline_s
     try:
         k = _top_k()
-        with Reservation(service.memory, deadline) as memory:
-            image = _decode(memory)
-            decoded = time.monotonic()
-            if decoded >= deadline:  # local work used the time up: no backend is asked, none is blamed
-                raise DeadlineExceeded(f"reading and decoding the upload took {(decoded - started) * 1000:.0f} ms "
+        with Reservation(service.memory, started + settings.deadline_s) as memory:
+            inputs = read_inputs(request, service.fetcher, settings, memory)
+            usable = inputs.usable
+            if not inputs.batch and isinstance(inputs.images[0], ApiError):
+                raise inputs.images[0]
+            # A fetched image's deadline starts when it has arrived, as an upload's does.
+            deadline = started + inputs.fetch_s + settings.deadline_s
+            local_s = inputs.fetch_s + inputs.decode_s
+            if usable and time.monotonic() >= deadline:  # local work used the time up: no backend is blamed
+                raise DeadlineExceeded(f"reading and decoding the upload took {local_s * 1000:.0f} ms "
                                        f"of the {settings.deadline_s * 1000:.0f} ms deadline", {"Retry-After": "1"})
-            outcome = service.router.classify(image, deadline=deadline)
+            outcome = service.router.classify(usable, deadline) if usable else None
     finally:
         service.in_flight.leave()
         service.metrics.in_flight.dec()
     total = time.monotonic() - started
     metrics = service.metrics
-    metrics.stage_latency.labels("decode").observe(decoded - started)
-    metrics.stage_latency.labels("preprocess").observe(outcome.preprocess_ms / 1000)
-    metrics.stage_latency.labels("infer").observe(outcome.infer_ms / 1000)
+    metrics.stage_latency.labels("decode").observe(inputs.decode_s)
+    timings = {**({"fetch": round(inputs.fetch_s * 1000, 2)} if inputs.by_url else {}),
+               "decode": round(inputs.decode_s * 1000, 2)}
+    if outcome is not None:
+        metrics.stage_latency.labels("preprocess").observe(outcome.preprocess_ms / 1000)
+        metrics.stage_latency.labels("infer").observe(outcome.infer_ms / 1000)
+        timings.update(preprocess=round(outcome.preprocess_ms, 2), infer=round(outcome.infer_ms, 2))
     metrics.stage_latency.labels("total").observe(total)
+    timings["total"] = round(total * 1000, 2)
+    rows = iter(outcome.probabilities if outcome is not None else ())
+    answers = [error_body(image.status, image.message, image.code) if isinstance(image, ApiError)
+               else {"predictions": top_k(next(rows), service.labels, k)} for image in inputs.images]
     body = {
-        "predictions": top_k(outcome.probabilities, service.labels, k),
-        "model": outcome.backend.model,
-        "model_version": outcome.version,
-        "fallback": outcome.fallback,
-        "fallback_reason": outcome.fallback_reason,
-        "hedged": outcome.hedged,
-        "timings_ms": {"decode": round((decoded - started) * 1000, 2), "preprocess": round(outcome.preprocess_ms, 2),
-                       "infer": round(outcome.infer_ms, 2), "total": round(total * 1000, 2)},
+        **(answers[0] if not inputs.batch else {"results": answers}),
+        "model": outcome.backend.model if outcome else None,
+        "model_version": outcome.version if outcome else None,
+        "fallback": outcome.fallback if outcome else False,
+        "fallback_reason": outcome.fallback_reason if outcome else None,
+        "hedged": outcome.hedged if outcome else False,
+        "timings_ms": timings,
         "request_id": g.request_id,
     }
     response = jsonify(body)
-    response.headers.update({"X-Model": outcome.backend.model, "X-Fallback": str(outcome.fallback).lower()})
-    if outcome.fallback_reason:
-        response.headers["X-Fallback-Reason"] = outcome.fallback_reason
+    if outcome is not None:
+        response.headers.update({"X-Model": outcome.backend.model, "X-Fallback": str(outcome.fallback).lower()})
+        if outcome.fallback_reason:
+            response.headers["X-Fallback-Reason"] = outcome.fallback_reason
     return response
 
 

@@ -66,6 +66,40 @@ class TooManyScans(ImageError):
     status, code = 422, "too_many_scans"
 
 
+class TooManyImages(ApiError):
+    status, code = 400, "too_many_images"
+
+
+class InvalidJson(ApiError):
+    status, code = 400, "invalid_json"
+
+
+class InvalidUrl(ApiError):
+    status, code = 400, "invalid_url"
+
+
+class UrlFetchDisabled(ApiError):
+    status, code = 403, "url_fetch_disabled"
+
+
+class UrlNotAllowed(ApiError):
+    """The host is not on the allowlist, or resolves to an address the gateway must not reach."""
+
+    status, code = 403, "url_not_allowed"
+
+
+class UrlTooLarge(ApiError):
+    status, code = 413, "url_too_large"
+
+
+class UrlFetchFailed(ApiError):
+    status, code = 502, "url_fetch_failed"
+
+
+class UrlFetchTimeout(ApiError):
+    status, code = 504, "url_fetch_timeout"
+
+
 class Overloaded(ApiError):
     status, code = 503, "overloaded"
 

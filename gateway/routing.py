@@ -43,7 +43,7 @@ class Backend:
 
 @dataclass
 class Outcome:
-    probabilities: np.ndarray  # [1000]
+    probabilities: np.ndarray  # [N, 1000]: one row per image, in order
     version: str | None
     backend: BackendSettings
     fallback: bool
@@ -115,15 +115,16 @@ class Router:
         low, high = self.settings.hedge.min_delay_s, self.settings.hedge.max_delay_s
         return high if p95 is None else min(max(p95, low), high)
 
-    def classify(self, image: Image.Image, deadline: float) -> Outcome:
-        return _Race(self, image, deadline).run()
+    def classify(self, images: list[Image.Image], deadline: float) -> Outcome:
+        """One race for all ``images``: each backend gets them as one [N, 224, 224, 3] tensor."""
+        return _Race(self, images, deadline).run()
 
-    def start(self, backend: Backend, admission: Admission, image: Image.Image, tensors: dict,
+    def start(self, backend: Backend, admission: Admission, images: list[Image.Image], tensors: dict,
               timeout_s: float) -> _Attempt:
         started = self.clock()
         policy = backend.settings.policy
         if policy not in tensors:
-            tensors[policy] = to_tensor(image, policy)
+            tensors[policy] = np.concatenate([to_tensor(image, policy) for image in images])
         preprocess_ms = (self.clock() - started) * 1000
         sent = self.clock()
         future = backend.client.submit(tensors[policy], max(timeout_s - preprocess_ms / 1000, 0.001))
@@ -147,9 +148,9 @@ class _Race:
     """One request's race: start the primary, then until someone wins or everyone has lost, settle
     what finished, maybe start the fallback, and wait for the next wake-up."""
 
-    def __init__(self, router: Router, image: Image.Image, deadline: float):
+    def __init__(self, router: Router, images: list[Image.Image], deadline: float):
         self.router = router
-        self.image = image
+        self.images = images
         self.deadline = deadline
         self.attempts: dict[str, _Attempt] = {}
         self.reasons: dict[str, str] = {}  # role -> why it did not answer
@@ -190,7 +191,7 @@ class _Race:
             return
         self.primary_deadline = now + budget
         self.probing = admission == Admission.PROBE
-        self.attempts["primary"] = router.start(router.primary, admission, self.image, self.tensors, budget)
+        self.attempts["primary"] = router.start(router.primary, admission, self.images, self.tensors, budget)
         if router.fallback is not None and settings.hedge.enabled:
             self.hedge_at = now + router.hedge_delay_s()
 
@@ -228,7 +229,7 @@ class _Race:
                 self.reasons["fallback"] = "circuit_open"
                 return False
             self.hedged = not primary_gone
-            self.attempts["fallback"] = router.start(router.fallback, admission, self.image, self.tensors,
+            self.attempts["fallback"] = router.start(router.fallback, admission, self.images, self.tensors,
                                                      self.deadline - now)
             return True
         if hedge_due:
@@ -273,7 +274,7 @@ class _Race:
             router.metrics.hedges.labels(winner.backend.role).inc()
         prediction = winner.future.result()
         return Outcome(
-            probabilities=prediction.probabilities[0],
+            probabilities=prediction.probabilities,
             version=prediction.version,
             backend=winner.backend.settings,
             fallback=is_fallback,

@@ -15,6 +15,7 @@ from gateway.memory_budget import MemoryBudget
 from gateway.metrics import Metrics
 from gateway.routing import Backend, Router
 from gateway.settings import BackendSettings, Settings
+from gateway.url_fetch import UrlFetcher
 
 
 class InFlight:
@@ -66,6 +67,7 @@ class Service:
     in_flight: InFlight
     status_pool: ThreadPoolExecutor
     memory: MemoryBudget
+    fetcher: UrlFetcher
     draining: threading.Event = field(default_factory=threading.Event)
     # The status call running for each backend: concurrent /readyz callers share it instead of
     # queueing behind one another on a frozen backend (7 callers took 2 s; a probe allows 2 s).
@@ -95,7 +97,7 @@ class Service:
                    labels=load_labels(settings.labels_path), metrics=metrics,
                    in_flight=InFlight(settings.max_in_flight),
                    status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"),
-                   memory=MemoryBudget(settings.memory_budget_bytes))
+                   memory=MemoryBudget(settings.memory_budget_bytes), fetcher=UrlFetcher(settings.url_fetch))
 
     def backend_states(self) -> dict[str, dict]:
         """Each backend's status, asked at most once at a time and waited for at most STATUS_TIMEOUT_MS."""

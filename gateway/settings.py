@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from common.environment import EnvReader, SettingsError
 from gateway.imaging import ResizePolicy
+from gateway.url_fetch import UrlFetchSettings
 from protocol.contract import IMAGE_SIZE
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "imagenet1k_labels.json"
@@ -71,6 +72,8 @@ class Settings:
     breaker: BreakerSettings
     hedge: HedgeSettings
     shutdown_grace_s: float
+    url_fetch: UrlFetchSettings
+    max_batch_images: int
 
     @property
     def backends(self) -> list[BackendSettings]:
@@ -91,6 +94,7 @@ class Settings:
             raise SettingsError("set PRIMARY_URL, FALLBACK_URL or both (for example grpc://localhost:8500)")
         deadline_ms = reader.int("REQUEST_DEADLINE_MS", 2000, 50, 120_000)
         max_in_flight = reader.int("MAX_IN_FLIGHT", 32, 1, 100_000)
+        max_body_bytes = reader.int("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30)
         # Every admitted request needs a thread; the extra ones refuse the overflow at once.
         threads = reader.int("THREADS", max_in_flight + 8, 1, 100_008)
         if threads <= max_in_flight:
@@ -106,7 +110,7 @@ class Settings:
             primary_timeout_s=reader.milliseconds("PRIMARY_TIMEOUT_MS", deadline_ms, 1, deadline_ms),
             fallback_reserve_s=reader.milliseconds("FALLBACK_RESERVE_MS", 400, 0, deadline_ms),
             status_timeout_s=reader.milliseconds("STATUS_TIMEOUT_MS", 500, 10, 60_000),
-            max_body_bytes=reader.int("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30),
+            max_body_bytes=max_body_bytes,
             max_pixels=reader.int("MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
             max_in_flight=max_in_flight,
             memory_budget_bytes=reader.int("MEMORY_BUDGET_BYTES", 256 << 20, 1 << 20, 1 << 40),
@@ -117,6 +121,8 @@ class Settings:
             breaker=_breaker(reader),
             hedge=_hedge(reader),
             shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 10.0, 0.0, 600.0),
+            url_fetch=UrlFetchSettings.from_env(reader, max_body_bytes),
+            max_batch_images=reader.int("MAX_BATCH_IMAGES", 16, 1, 1024),
         )
         if settings.memory_budget_bytes < 2 * settings.max_body_bytes:
             raise SettingsError(f"MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} must hold at least two "

@@ -2,14 +2,17 @@
 
 Starts a LiteRT model server for the primary (WRN-50-2 int8 export: the fast CPU variant) and one
 for the fallback (MobileNetV3-Large export), then the gateway on 127.0.0.1:8080, and prints a curl
-line. Exports are made with random weights first when ``--models`` holds none (about 90 s).
-Any single-input, single-output classifier ``.tflite`` can replace either model.
-Ctrl-C or SIGTERM (``timeout``, ``kill``, a process manager) stops everything.
+line. Exports are made first when ``--models`` holds none: with random weights (offline, about
+90 s; labels are arbitrary) or, with ``--weights imagenet``, with the real ImageNet weights
+(downloaded once; needs internet). Any single-input, single-output classifier
+``.tflite`` can replace either model. Ctrl-C or SIGTERM (``timeout``, ``kill``, a process manager)
+stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -17,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from local_mode.processes import REPO, Gateway, ModelServer, Service, serve_tflite
+from models.export.progress import Progress
 
 WRN, MOBILENET = "wide_resnet50_2", "mobilenet_v3_large"
 
@@ -32,8 +36,12 @@ def _stop(_signum: int, _frame: object) -> None:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local_mode", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", type=Path, default=REPO / "build" / "models",
-                        help="export folder (TF-Serving layout); default build/models")
+    parser.add_argument("--weights", choices=("random", "imagenet"), default="random",
+                        help="weights of the exports made when --models has none: random (offline, default) or "
+                             "imagenet (real labels; downloads the weights once)")
+    parser.add_argument("--models", type=Path,
+                        help="export folder (TF-Serving layout); default build/models, or build/models-imagenet "
+                             "with --weights imagenet")
     parser.add_argument("--primary-tflite", type=Path, help="serve this .tflite as the primary instead")
     parser.add_argument("--fallback-tflite", type=Path, help="serve this .tflite as the fallback instead")
     parser.add_argument("--no-primary", action="store_true", help="fallback only (what the ingress fails over to)")
@@ -42,6 +50,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
+    if args.models is None:
+        args.models = REPO / "build" / ("models-imagenet" if args.weights == "imagenet" else "models")
     for option in ("primary_tflite", "fallback_tflite"):
         path = getattr(args, option)
         if path is not None and not path.is_file():
@@ -49,12 +59,25 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _ensure_exports(models: Path, names: list[str]) -> None:
-    missing = [name for name in names if not (models / name / "1" / "manifest.json").exists()]
-    if missing:
-        print(f"local_mode: exporting {', '.join(missing)} with random weights into {models} (about 90 s)...")
-        subprocess.run([sys.executable, "-m", "models.export", "--weights", "random", "--out", str(models),
-                        *[arg for name in missing for arg in ("--model", name)]], cwd=REPO, check=True)
+class LocalModeError(RuntimeError):
+    """Reported as one line, exit status 1."""
+
+
+def _ensure_exports(models: Path, names: list[str], weights: str) -> int:
+    """Export what ``models`` lacks; the export's exit status (its failure is one line on stderr)."""
+    missing = []
+    for name in names:
+        manifest = models / name / "1" / "manifest.json"
+        if not manifest.exists():
+            missing.append(name)
+        elif (source := json.loads(manifest.read_text())["weights"]["source"]) != weights:
+            raise LocalModeError(f"{manifest.parent} has {source} weights, not {weights}; choose another --models")
+    if not missing:
+        return 0
+    took = "about 90 s" if weights == "random" else "the weights are downloaded once"
+    print(f"local_mode: exporting {', '.join(missing)} with {weights} weights into {models} ({took})...", flush=True)
+    return subprocess.run([sys.executable, "-m", "models.export", "--weights", weights, "--out", str(models),
+                           *[arg for name in missing for arg in ("--model", name)]], cwd=REPO).returncode
 
 
 def _backend(role: str, tflite: Path | None, models: Path, export: str, model_file: str,
@@ -74,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     needed = [name for name, custom in ((WRN, args.primary_tflite or args.no_primary),
                                         (MOBILENET, args.fallback_tflite)) if not custom]
-    _ensure_exports(args.models, needed)
+    try:
+        if status := _ensure_exports(args.models, needed, args.weights):
+            return status
+    except LocalModeError as exc:
+        print(f"local_mode: {exc}", file=sys.stderr)
+        return 1
+    progress = Progress()
     running: list[Service] = []
     signal.signal(signal.SIGTERM, _stop)  # by default SIGTERM kills this process and orphans its children
     with tempfile.TemporaryDirectory(prefix="local_mode-") as scratch:
@@ -86,14 +115,19 @@ def main(argv: list[str] | None = None) -> int:
             for role, tflite, export, model_file in roles:
                 server, backend_env = _backend(role, tflite, args.models, export, model_file, Path(scratch))
                 running.append(server)
+                progress.update(f"local_mode: starting the {role} model server ({server.name})...")
                 server.start(timeout=180)
+                progress.end(f"local_mode: {role} {server.name} ready on grpc://{server.grpc_target}")
                 env.update(backend_env, **{f"{role.upper()}_URL": f"grpc://{server.grpc_target}"})
             gateway = Gateway(None, **env)
             gateway.port = args.port
             gateway.env.update(HOST=args.host, PORT=str(args.port))
             running.append(gateway)
+            progress.update("local_mode: starting the gateway...")
             gateway.start()
+            progress.end()
             print(f"\nlocal_mode: ready on http://{args.host}:{args.port}\n"
+                  f"  open http://{args.host}:{args.port}/ in a browser (API docs: /docs/)\n"
                   f"  curl -F file=@photo.jpg http://{args.host}:{args.port}/classify\n"
                   f"  curl http://{args.host}:{args.port}/readyz\nCtrl-C stops.\n", flush=True)
             assert gateway.process is not None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from models.export.catalog import CATALOG, ModelEntry
+from models.export.progress import Progress
 from models.export.weights import ExportError
 
 
@@ -61,7 +62,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def export_one(entry: ModelEntry, args: argparse.Namespace) -> dict[str, Any]:
+def export_one(entry: ModelEntry, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     from models.export import weights
 
     started = time.perf_counter()
@@ -69,7 +70,7 @@ def export_one(entry: ModelEntry, args: argparse.Namespace) -> dict[str, Any]:
     # start-up lines to stderr whatever TF_CPP_MIN_LOG_LEVEL says, burying a one-line error.
     fetched = None
     if args.weights == "imagenet" and entry.imagenet_weights is not None:
-        fetched = weights.fetch(entry.imagenet_weights, args.cache_dir, args.weights_url)
+        fetched = weights.fetch(entry.imagenet_weights, args.cache_dir, args.weights_url, progress)
 
     import keras
 
@@ -102,9 +103,12 @@ def export_one(entry: ModelEntry, args: argparse.Namespace) -> dict[str, Any]:
     version_dir = args.out / entry.name / str(args.version)
     if version_dir.exists():
         raise ExportError(f"{version_dir} exists; choose another --version or remove it")
+    progress.update(f"{entry.name}: writing the SavedModel...")
     archive.write_saved_model(model, version_dir)
+    progress.update(f"{entry.name}: converting to model.tflite...")
     archive.write_tflite(version_dir, int8=False)
     if args.int8:
+        progress.update(f"{entry.name}: converting to model_int8.tflite...")
         archive.write_tflite(version_dir, int8=True)
     return archive.write_manifest(version_dir, entry, args.version, source, time.perf_counter() - started)
 
@@ -112,14 +116,18 @@ def export_one(entry: ModelEntry, args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    progress = Progress()
     try:
         _check_writable(args.out)
         for name in args.model:
-            manifest = export_one(CATALOG[name], args)
+            progress.update(f"{name}: building with {args.weights} weights...")
+            manifest = export_one(CATALOG[name], args, progress)
             sizes = ", ".join(f"{f} {info['bytes'] / 1e6:.1f} MB" for f, info in manifest["files"].items()
                               if f.endswith((".tflite", ".pb")) or f.startswith("variables/variables.data"))
+            progress.end()
             print(f"{name}: {manifest['export_seconds']} s, peak RSS {_peak_rss_mb():.0f} MB; {sizes}")
     except ExportError as exc:
+        progress.end()
         print(f"export: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from models.export.catalog import WeightsFile
+from models.export.progress import Progress
 from protocol.contract import IMAGE_SIZE
 
 if TYPE_CHECKING:
@@ -32,8 +32,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(weights: WeightsFile, cache_dir: Path, url: str | None = None) -> tuple[Path, str]:
+def _copy_with_progress(response: BinaryIO, out: BinaryIO, name: str, progress: Progress) -> None:
+    length = response.headers.get("Content-Length", "")
+    total = int(length) if length.isdigit() else None
+    done = 0
+    while chunk := response.read(1 << 20):
+        out.write(chunk)
+        done += len(chunk)
+        progress.transfer(f"downloading {name}", done, total)
+    progress.end(f"downloaded {name} ({done / 1e6:.1f} MB)")
+
+
+def fetch(weights: WeightsFile, cache_dir: Path, url: str | None = None,
+          progress: Progress | None = None) -> tuple[Path, str]:
     """Download (or reuse) the weights file; return its path and sha256 after checking it."""
+    progress = progress or Progress()
     url = url or weights.url
     target = cache_dir / weights.url.rsplit("/", 1)[-1]
     if not target.exists():
@@ -41,7 +54,7 @@ def fetch(weights: WeightsFile, cache_dir: Path, url: str | None = None) -> tupl
         partial = target.with_suffix(".part")
         try:
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, partial.open("wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
+                _copy_with_progress(response, out, target.name, progress)
         except (urllib.error.URLError, OSError) as exc:
             partial.unlink(missing_ok=True)
             raise ExportError(

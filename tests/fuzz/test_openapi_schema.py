@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import schemathesis
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from tests.fuzz.conftest import EXAMPLES, fuzz_app
 
@@ -14,8 +15,9 @@ schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.N
                                 max_examples=max(10, EXAMPLES // 10), deterministic=True,
                                 allow_extra_parameters=True)  # unknown query parameters are ignored, not refused
 # A schema cannot say "bytes that decode as an image": for schema-valid bodies that are not one,
-# the documented 413/415/422 are the right answers, not a rejection of valid data.
-schema.config.checks.positive_data_acceptance.expected_statuses = ["2xx", "413", "415", "422"]
+# the documented 413/415/422 are the right answers, not a rejection of valid data. URL_FETCH is off
+# in this app, so a schema-valid {"url": ...} body gets the documented 403 url_fetch_disabled.
+schema.config.checks.positive_data_acceptance.expected_statuses = ["2xx", "403", "413", "415", "422"]
 
 
 @schema.hook
@@ -31,6 +33,15 @@ def filter_body(_ctx, body) -> bool:
     return not odd_name and all(value not in (b"", "") for value in body.values())
 
 
+def _images(body: object) -> int:
+    if not isinstance(body, dict):
+        return 1
+    return sum(len(value) if isinstance(value, list) else 1 for name, value in body.items() if name in ("file", "image"))
+
+
 @schema.parametrize()
 def test_api_conforms_to_its_schema(case):
-    case.call_and_validate()
+    # Several image parts make a batch, whose bad images are answered one by one inside a 200: a
+    # schema-violating part is that image's error, not the request's, so only single images must be refused.
+    excluded = [negative_data_rejection] if _images(case.body) > 1 else []
+    case.call_and_validate(excluded_checks=excluded)

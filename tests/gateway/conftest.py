@@ -1,6 +1,12 @@
 from __future__ import annotations
 
 import io
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -24,8 +30,8 @@ def make_app():
         clients = {}
 
         def factory(settings):
-            clients[settings.role] = FakeClient(settings, top=1 if settings.role == "primary" else 2,
-                                                **specs[settings.role])
+            clients[settings.role] = FakeClient(settings, **{"top": 1 if settings.role == "primary" else 2,
+                                                             **specs[settings.role]})
             return clients[settings.role]
 
         service = Service.build(Settings.from_env({**ENV, **env}), client_factory=factory)
@@ -51,3 +57,95 @@ def jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG")
     return buffer.getvalue()
+
+
+class _ImageHandler(BaseHTTPRequestHandler):
+    """Routes of the image origin the URL fetcher is tested against (see ``image_origin``)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        origin = self.server.origin
+        origin.requests.append((self.path, self.headers.get("Host")))
+        path, _, query = self.path.partition("?")
+        if path == "/redirect":
+            self._send(302, b"", {"Location": unquote(query)})
+        elif path == "/loop":
+            self._send(302, b"", {"Location": "/loop"})
+        elif path == "/big":
+            self._send(200, b"", {"Content-Length": str(origin.max_bytes + 1)}, body_follows=False)
+        elif path == "/truncated":
+            self.close_connection = True
+            self._send(200, b"\xff\xd8\xff" * 10, {"Content-Length": "1000"})
+        elif path == "/chunked":
+            self._chunked([b"\xff" * 4096] * (origin.max_bytes // 4096 + 2))
+        elif path == "/slow":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass  # the fetcher hung up at its time limit
+        elif path in origin.files:
+            self._send(200, origin.files[path], {"Content-Type": "text/plain"})  # the fetcher must sniff
+        else:
+            self._send(404, b"not here", {})
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str], body_follows: bool = True) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if "Content-Length" not in headers:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body_follows:
+            self.wfile.write(body)
+
+    def _chunked(self, chunks: list[bytes]) -> None:
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for chunk in chunks:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the fetcher hung up at its size limit
+
+
+@dataclass
+class ImageOrigin:
+    """An HTTP server on 127.0.0.1 (optionally TLS) serving ``files`` and the fetcher's hard cases."""
+
+    port: int
+    files: dict[str, bytes]
+    max_bytes: int
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def image_origin(jpeg):
+    def start(tls: ssl.SSLContext | None = None, max_bytes: int = 64 << 10) -> ImageOrigin:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)
+        server.daemon_threads = True
+        server.handle_error = lambda *_: None  # refused TLS handshakes and hang-ups are the point
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
+        server.origin = ImageOrigin(server.server_address[1], {"/cat.jpg": jpeg, "/notes.txt": b"just text\n"},
+                                    max_bytes)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return server.origin
+
+    servers: list[ThreadingHTTPServer] = []
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -50,7 +50,7 @@ class SteppedClock:
 class FakeClient:
     """Answers after ``delay_s`` (on ``clock`` when given, else on a real timer thread)."""
 
-    def __init__(self, settings, top: int, delay_s: float = 0.0, error: str | None = None,
+    def __init__(self, settings, top: int | None, delay_s: float = 0.0, error: str | None = None,
                  clock: SteppedClock | None = None):
         self.settings = settings
         self.top, self.delay_s, self.error = top, delay_s, error
@@ -71,7 +71,7 @@ class FakeClient:
             elif self.delay_s > timeout_s:
                 future.set_exception(BackendError("timeout", "deadline exceeded"))
             else:
-                future.set_result(Prediction(probabilities(self.top), "1"))
+                future.set_result(Prediction(self.answer(batch), "1"))
 
         if self.clock is not None:
             self.clock.call_later(min(self.delay_s, timeout_s), finish)
@@ -80,6 +80,12 @@ class FakeClient:
         timer.daemon = True
         timer.start()
         return future
+
+    def answer(self, batch: np.ndarray) -> np.ndarray:
+        """``top`` for every image, or with ``top=None`` each image's mean pixel value (solid colours
+        tell a batch's images apart)."""
+        tops = [self.top if self.top is not None else round(float(image.mean())) for image in batch]
+        return np.concatenate([probabilities(top) for top in tops])
 
     def status(self, timeout_s):
         return "AVAILABLE" if not self.error else "UNAVAILABLE (injected)"

@@ -3,13 +3,15 @@
 import io
 
 import jsonschema
+import pytest
 
 from gateway.openapi import openapi_document
 
 
 def test_document_lists_exactly_the_routes(client):
+    """Every route but the files of the page and the docs (their ``<path:...>`` routes)."""
     app = client.application
-    routes = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+    routes = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules() if "<path:" not in rule.rule
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     documented = {(path, method) for path, item in openapi_document()["paths"].items() for method in item}
     assert routes == documented
@@ -35,3 +37,19 @@ def test_answers_match_their_schemas(make_app, jpeg):
     error = client.post("/classify", json={})
     jsonschema.validate(error.get_json(), _schema("Error"))
     jsonschema.validate(client.get("/readyz").get_json(), _schema("Readiness"))
+
+
+def test_batch_answers_match_their_schema(make_app, jpeg):
+    from urllib3 import encode_multipart_formdata
+
+    client = make_app(primary={"error": "timeout"}).test_client()
+    body, content_type = encode_multipart_formdata([("file", ("a.jpg", jpeg)), ("file", ("b.jpg", b"text"))])
+    answer = client.post("/classify", data=body, content_type=content_type).get_json()
+    jsonschema.validate(answer, _schema("BatchClassification"))
+    assert [sorted(result) for result in answer["results"]] == [["predictions"], ["error"]]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(answer, _schema("Classification"))
+    body, content_type = encode_multipart_formdata([("file", ("a", b"x")), ("file", ("b", b""))])
+    only_bad = client.post("/classify", data=body, content_type=content_type).get_json()
+    jsonschema.validate(only_bad, _schema("BatchClassification"))
+    assert only_bad["model"] is None

@@ -35,7 +35,7 @@ def make_router(primary=None, fallback=None, **env):
 
 def classify(router):
     started = router.clock()
-    outcome = router.classify(IMAGE, deadline=started + router.settings.deadline_s)
+    outcome = router.classify([IMAGE], deadline=started + router.settings.deadline_s)
     return outcome, router.clock() - started
 
 

@@ -60,3 +60,35 @@ def test_bad_arguments_fail_at_once(tmp_path):
                             cwd=REPO, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "no such file" in result.stderr
     assert "ready" not in result.stdout
+
+
+def _local_mode(tmp_path, *args, **env):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    return subprocess.run([sys.executable, "-m", "local_mode", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HOME": str(tmp_path), **env})
+
+
+def test_imagenet_weights_offline_fail_with_one_clear_line(tmp_path):
+    """Offline is forced with a proxy that refuses connections (the weights cache is an empty HOME)."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = _local_mode(tmp_path, "--weights", "imagenet", "--models", str(tmp_path / "models"),
+                         https_proxy=closed, HTTPS_PROXY=closed, no_proxy="", NO_PROXY="")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "cannot download ImageNet weights" in lines[0] and "--weights random" in lines[0]
+    assert "with imagenet weights" in result.stdout and "ready" not in result.stdout
+
+
+def test_exports_with_other_weights_are_not_used(tmp_path):
+    manifest = tmp_path / "models" / "wide_resnet50_2" / "1" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"weights": {"source": "random", "seed": 0}}')
+    result = _local_mode(tmp_path, "--weights", "imagenet", "--models", str(tmp_path / "models"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"local_mode: {manifest.parent} has random weights, not imagenet; choose another --models"

@@ -1,12 +1,10 @@
 """Artefacts of `python -m models.export`: signatures, agreement between formats, manifest, CLI errors."""
 
 import hashlib
-import http.server
 import json
 import socket
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -137,25 +135,11 @@ def test_cli_fails_fast_when_imagenet_weights_cannot_be_downloaded(tmp_path):
     _one_line_error(result, "cannot download ImageNet weights")
 
 
-def test_cli_rejects_weights_with_a_wrong_checksum(tmp_path):
-    (tmp_path / "wide_resnet50_2-9ba9bcbe.pth").write_bytes(b"tampered")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(tmp_path), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/wide_resnet50_2-9ba9bcbe.pth"
-        result = _export("--model", "wide_resnet50_2", "--weights", "imagenet", "--out", str(tmp_path / "out"),
-                         "--cache-dir", str(tmp_path / "cache"), "--weights-url", url)
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_cli_rejects_weights_with_a_wrong_checksum(tmp_path, weights_server):
+    folder, base = weights_server
+    (folder / "wide_resnet50_2-9ba9bcbe.pth").write_bytes(b"tampered")
+    result = _export("--model", "wide_resnet50_2", "--weights", "imagenet", "--out", str(tmp_path / "out"),
+                     "--cache-dir", str(tmp_path / "cache"), "--weights-url", f"{base}/wide_resnet50_2-9ba9bcbe.pth")
     _one_line_error(result, "checksum mismatch")
     assert not (tmp_path / "cache" / "wide_resnet50_2-9ba9bcbe.pth").exists()
 
@@ -173,3 +157,22 @@ def test_int8_keeps_the_float_top1_with_real_weights(shared_dir):
         top1[variant] = [int(runner(args_0=photo)["output_0"].argmax()) for photo in photos]
     assert top1["model_int8.tflite"] == top1["model.tflite"]
     assert_real_labels(*top1["model_int8.tflite"])
+
+
+def test_a_download_shows_progress_on_a_terminal_only(tmp_path, weights_server):
+    from models.export.catalog import WeightsFile
+    from models.export.progress import Progress
+    from models.export.weights import fetch
+    from tests.models.export.test_progress import Terminal
+
+    folder, base = weights_server
+    payload = bytes(range(256)) * 12_000  # 3 MB: several 1 MiB reads
+    (folder / "weights-0123.pth").write_bytes(payload)
+    entry = WeightsFile(f"{base}/weights-0123.pth", hashlib.sha256(payload).hexdigest()[:8])
+    screen, log = Terminal(), Terminal()
+    log.isatty = lambda: False
+    fetch(entry, tmp_path / "screen", progress=Progress(screen))
+    fetch(entry, tmp_path / "log", progress=Progress(log))
+    assert "downloading weights-0123.pth: 1.0 of 3.1 MB (34%)" in screen.getvalue()
+    assert screen.getvalue().endswith("downloaded weights-0123.pth (3.1 MB)\n")
+    assert log.getvalue() == ""
