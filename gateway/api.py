@@ -100,7 +100,8 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(_service().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask would append a second "; charset=utf-8" to CONTENT_TYPE_LATEST.
+    return Response(generate_latest(_service().metrics.registry), content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/openapi.json")
