@@ -17,6 +17,7 @@ from types import FrameType
 from common.http_server import create_server
 from common.logs import log_json_to_stdout
 from models.server.grpc_service import create_grpc_server
+from models.server.instrumentation import instrument_rest
 from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings, SettingsError
@@ -37,8 +38,10 @@ def main() -> int:
     grpc_server = create_grpc_server(model, workers=workers, max_message_bytes=settings.max_request_bytes)
     try:
         grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        rest_app = create_rest_app(model, settings.max_request_bytes)
+        instrument_rest(rest_app, model.metrics, settings.prometheus_path)
         rest_server = create_server(
-            create_rest_app(model, settings.max_request_bytes), lambda _code, message: {"error": message},
+            rest_app, lambda _code, message: {"error": message},
             host=settings.host, port=settings.rest_port, threads=workers, ident="models.server",
             max_request_body_size=settings.max_request_bytes)
     except (RuntimeError, OSError) as exc:

@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf import text_format
+
 from common.environment import EnvReader, SettingsError
+from protocol.generated.tfs_monitoring_pb2 import MonitoringConfig
+
+# PrometheusExporter::kPrometheusPath (tensorflow_serving/util/prometheus_exporter.cc)
+DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 
 def available_cores() -> int:
@@ -26,6 +32,7 @@ class Settings:
     interpreter_threads: int
     max_batch: int
     max_request_bytes: int
+    prometheus_path: str | None  # None: no metrics endpoint, as TF-Serving without a monitoring config
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,4 +53,25 @@ class Settings:
             interpreter_threads=reader.int("INTERPRETER_THREADS", 1, 1, 64),
             max_batch=reader.int("MAX_BATCH", 64, 1, 4096),
             max_request_bytes=reader.int("MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
+            prometheus_path=prometheus_path(env.get("MONITORING_CONFIG_FILE", "")),
         )
+
+
+def prometheus_path(config_file: str) -> str | None:
+    """The metrics path a TF-Serving monitoring config (its --monitoring_config_file) asks for."""
+    if not config_file:
+        return None
+    where = f"MONITORING_CONFIG_FILE={config_file!r}"
+    try:
+        config = text_format.Parse(Path(config_file).read_text(encoding="utf-8"), MonitoringConfig())
+    except OSError as exc:
+        raise SettingsError(f"{where}: cannot read it: {exc.strerror}") from None
+    except text_format.ParseError as exc:
+        raise SettingsError(f"{where}: not a TF-Serving MonitoringConfig in text format: {exc}") from None
+    prometheus = config.prometheus_config
+    if not prometheus.enable:
+        return None
+    path = prometheus.path or DEFAULT_PROMETHEUS_PATH
+    if not path.startswith("/") or path.startswith("/v1/"):
+        raise SettingsError(f"{where}: prometheus_config.path {path!r} must start with '/' and not with '/v1/'")
+    return path

@@ -1,0 +1,151 @@
+"""The model server's metrics: TF-Serving's names and exposition, the pool and load state, the config."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.environment import SettingsError
+from models.server.metrics import ServerMetrics
+from models.server.settings import DEFAULT_PROMETHEUS_PATH, prometheus_path
+from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
+from tests.models.conftest import MOBILENET
+from tests.models.test_server_grpc import request
+from tests.processes import ModelServer
+from tests.promtool import promtool_path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def families(metrics: ServerMetrics) -> dict:
+    return {f.name: f for f in text_string_to_metric_families(metrics.exposition().decode())}
+
+
+def samples(metrics: ServerMetrics, name: str) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in families(metrics).values() for s in family.samples if s.name.startswith(name)}
+
+
+def test_request_count_keeps_tfserving_name_without_total():
+    metrics = ServerMetrics("m")
+    metrics.record_request("m", "Predict", "GRPC", "OK", 0.001)
+    metrics.record_request("m", "Predict", "GRPC", "INVALID_ARGUMENT", 0.001)
+    text = metrics.exposition().decode()
+    assert "# TYPE :tensorflow:serving:request_count counter\n" in text
+    assert ':tensorflow:serving:request_count{model_name="m",status="OK"} 1\n' in text
+    assert ':tensorflow:serving:request_count{model_name="m",status="INVALID_ARGUMENT"} 1\n' in text
+
+
+def test_request_latency_is_microseconds_in_tfserving_buckets_and_only_for_ok():
+    metrics = ServerMetrics("m")
+    metrics.record_request("m", "predict", "REST", "OK", 18e-6)  # exactly a limit: the next bucket (upper_bound)
+    metrics.record_request("m", "predict", "REST", "NOT_FOUND", 5.0)
+    text = metrics.exposition().decode()
+    labels = 'model_name="m",API="predict",entrypoint="REST"'
+    assert f':tensorflow:serving:request_latency_bucket{{{labels},le="18"}} 0\n' in text
+    assert f':tensorflow:serving:request_latency_bucket{{{labels},le="32.4"}} 1\n' in text
+    assert f':tensorflow:serving:request_latency_bucket{{{labels},le="+Inf"}} 1\n' in text
+    assert f":tensorflow:serving:request_latency_count{{{labels}}} 1\n" in text
+    limits = [line.split('le="')[1].split('"')[0] for line in text.splitlines()
+              if line.startswith(":tensorflow:serving:request_latency_bucket")]
+    # Exponential(10, 1.8, 33): 10, 18, 32.4, ... 10 * 1.8**32, then +Inf.
+    assert limits[:4] == ["10", "18", "32.4", "58.32"] and len(limits) == 34 and limits[-1] == "+Inf"
+
+
+def test_invocations_record_runtime_batch_sizes_and_pool():
+    metrics = ServerMetrics("m")
+    metrics.watch(lambda: "AVAILABLE", interpreters=3)
+    with metrics.waiting_for_interpreter():
+        pass
+    with metrics.invocation(batch_size=4):
+        assert samples(metrics, "litert_interpreters_busy")[("litert_interpreters_busy", (("model_name", "m"),))] == 1
+    got = samples(metrics, "")
+    assert got[("litert_interpreters_busy", (("model_name", "m"),))] == 0
+    assert got[("litert_interpreters", (("model_name", "m"),))] == 3
+    assert got[("litert_interpreter_wait_seconds_count", (("model_name", "m"),))] == 1
+    assert got[("litert_model_state", (("model_name", "m"), ("state", "AVAILABLE")))] == 1
+    assert got[("litert_model_state", (("model_name", "m"), ("state", "LOADING")))] == 0
+    runtime = (("API", "Predict"), ("model_name", "m"), ("runtime", "LiteRT"))
+    assert got[(":tensorflow:serving:runtime_latency_count", runtime)] == 1
+    for name in ("input_batch_size", "processed_batch_size"):
+        family = f":tensorflow:serving:batching_session:{name}"
+        assert got[(f"{family}_bucket", (("le", "4"),))] == 0  # 4 lands above the limit 4, as in TF
+        assert got[(f"{family}_bucket", (("le", "8"),))] == 1
+        assert got[(f"{family}_sum", ())] == 4
+
+
+def test_promtool_flags_only_the_tfserving_names_it_cannot_change():
+    """TF-Serving's counters have no _total and its histograms no unit suffix; everything else is clean."""
+    metrics = ServerMetrics("m")
+    metrics.watch(lambda: "LOADING", interpreters=1)
+    metrics.record_request("m", "Predict", "GRPC", "OK", 0.01)
+    with metrics.waiting_for_interpreter(), metrics.invocation(1):
+        pass
+    result = subprocess.run([promtool_path(), "check", "metrics"], input=metrics.exposition(), capture_output=True,
+                            timeout=30)
+    flagged = [line for line in (result.stdout + result.stderr).decode().splitlines() if line.strip()]
+    assert flagged and all(line.startswith(":tensorflow:serving:") for line in flagged), flagged
+
+
+def test_monitoring_config_in_tfserving_format(tmp_path):
+    assert prometheus_path(str(REPO / "models" / "primary" / "monitoring.config")) == DEFAULT_PROMETHEUS_PATH
+    custom = tmp_path / "monitoring.config"
+    custom.write_text('prometheus_config { enable: true, path: "/metrics" }\n')
+    assert prometheus_path(str(custom)) == "/metrics"
+    custom.write_text("prometheus_config { enable: false }\n")
+    assert prometheus_path(str(custom)) is None
+    assert prometheus_path("") is None
+
+
+@pytest.mark.parametrize("text", ["prometheus_config { enable: yes }", "prometheus { enable: true }",
+                                  'prometheus_config { enable: true, path: "metrics" }'])
+def test_bad_monitoring_config_names_the_variable(tmp_path, text):
+    bad = tmp_path / "monitoring.config"
+    bad.write_text(text)
+    with pytest.raises(SettingsError, match="MONITORING_CONFIG_FILE="):
+        prometheus_path(str(bad))
+
+
+def test_missing_monitoring_config_names_the_variable(tmp_path):
+    with pytest.raises(SettingsError, match="MONITORING_CONFIG_FILE=.*cannot read"):
+        prometheus_path(str(tmp_path / "absent.config"))
+
+
+@pytest.fixture(scope="module")
+def monitored(exported_models, tmp_path_factory):
+    log = tmp_path_factory.mktemp("monitored") / "server.log"
+    config = REPO / "models" / "primary" / "monitoring.config"
+    with ModelServer(exported_models, MOBILENET, log, INTERPRETERS="2", MONITORING_CONFIG_FILE=str(config)) as running:
+        yield running.start()
+
+
+def test_a_real_server_counts_grpc_and_rest_requests_by_tfserving_status(monitored, images):
+    with grpc.insecure_channel(monitored.grpc_target) as channel:
+        stub = tfs_predict_pb2_grpc.PredictionServiceStub(channel)
+        stub.Predict(request(images), timeout=10)
+        with pytest.raises(grpc.RpcError):
+            stub.Predict(tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name="nope")), timeout=10)
+    assert requests.post(f"{monitored.rest}/v1/models/{MOBILENET}:predict",
+                         json={"instances": images[:1].tolist()}, timeout=10).ok
+    assert requests.post(f"{monitored.rest}/v1/models/{MOBILENET}:predict", json={}, timeout=10).status_code == 400
+    response = requests.get(f"{monitored.rest}{DEFAULT_PROMETHEUS_PATH}", timeout=10)
+    assert response.headers["Content-Type"] == "text/plain"
+    text = response.text
+    assert f':tensorflow:serving:request_count{{model_name="{MOBILENET}",status="OK"}} 2\n' in text
+    assert ':tensorflow:serving:request_count{model_name="nope",status="NOT_FOUND"} 1\n' in text
+    assert f':tensorflow:serving:request_count{{model_name="{MOBILENET}",status="INVALID_ARGUMENT"}} 1\n' in text
+    assert f':tensorflow:serving:request_latency_count{{model_name="{MOBILENET}",API="Predict",entrypoint="GRPC"}} 1\n' in text
+    assert f':tensorflow:serving:request_latency_count{{model_name="{MOBILENET}",API="predict",entrypoint="REST"}} 1\n' in text
+    assert f'litert_model_state{{model_name="{MOBILENET}",state="AVAILABLE"}} 1.0\n' in text
+    assert f'litert_interpreters{{model_name="{MOBILENET}"}} 2.0\n' in text
+    # batch of 2 over gRPC, 1 over REST (the warm-up runs outside predict and is not counted)
+    assert ":tensorflow:serving:batching_session:processed_batch_size_count{} 2\n" in text
+
+
+def test_no_metrics_endpoint_without_a_monitoring_config(server):
+    assert requests.get(f"{server.rest}{DEFAULT_PROMETHEUS_PATH}", timeout=10).status_code == 404
