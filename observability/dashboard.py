@@ -1,7 +1,5 @@
-"""Generate the Grafana dashboard with grafana-foundation-sdk (Grafana's dashboards-as-code library).
-
-    python -m observability.dashboard           # rewrite observability/grafana/dashboards/classifier.json
-    python -m observability.dashboard --check   # exit 1 when the committed file is stale
+"""The Grafana dashboard, built with grafana-foundation-sdk (Grafana's dashboards-as-code library);
+`python -m observability.generate` writes it to grafana/dashboards/classifier.json.
 
 Queries read the gateway's gateway_* metrics and the model servers' TF-Serving metrics, so the
 same panels serve TF-Serving (GPU primary) and our LiteRT server; litert_* panels stay empty for
@@ -10,10 +8,7 @@ TF-Serving, which has no pool or load-state metric.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from pathlib import Path
 
 from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dash
@@ -24,7 +19,6 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import heatmap as heatmap_model
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-OUTPUT = Path(__file__).resolve().parent / "grafana" / "dashboards" / "classifier.json"
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="prometheus")  # grafana/provisioning/datasources
 UID = "classifier-overview"
 STAGES = ("total", "decode", "preprocess", "infer")
@@ -151,21 +145,3 @@ def build() -> model.Dashboard:
 
 def render() -> str:
     return json.dumps(build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the committed dashboard is stale")
-    args = parser.parse_args(argv)
-    fresh = render()
-    if args.check:
-        if not OUTPUT.is_file() or OUTPUT.read_text(encoding="utf-8") != fresh:
-            print(f"{OUTPUT} is stale: run python -m observability.dashboard", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(fresh, encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
