@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# The label values known in advance start at 0, so ratios and rates exist before the first fallback
+# (Prometheus's instrumentation advice: avoid missing metrics).
+FALLBACK_REASONS = ("timeout", "unavailable", "error", "circuit_open")
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 
 
@@ -19,6 +22,8 @@ class Metrics:
                                 ["code", "model"], registry=r)
         self.fallbacks = Counter("gateway_fallback_answers", "Answers given by the fallback, by reason", ["reason"],
                                  registry=r)
+        for reason in FALLBACK_REASONS:
+            self.fallbacks.labels(reason)
         self.hedges = Counter("gateway_hedged_requests", "Requests that also asked the fallback, by winner", ["winner"],
                               registry=r)
         self.shed = Counter("gateway_shed_requests", "Requests refused with 503 because too many were in flight",

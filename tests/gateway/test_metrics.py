@@ -32,3 +32,10 @@ def test_names_carry_the_namespace_and_base_units(client):
             assert name.endswith("_seconds"), name
     assert families["gateway_request_deadline_seconds"].samples[0].value == 2.0
     assert families["gateway_requests_in_flight_limit"].samples[0].value == 32
+
+
+def test_fallback_reasons_start_at_zero(client):
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))}
+    reasons = {s.labels["reason"]: s.value for s in families["gateway_fallback_answers"].samples
+               if s.name.endswith("_total")}
+    assert reasons == {"timeout": 0, "unavailable": 0, "error": 0, "circuit_open": 0}

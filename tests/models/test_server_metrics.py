@@ -124,7 +124,15 @@ def monitored(exported_models, tmp_path_factory):
         yield running.start()
 
 
+def scrape(server: ModelServer) -> dict:
+    response = requests.get(f"{server.rest}{DEFAULT_PROMETHEUS_PATH}", timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/plain"
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.text) for s in family.samples}
+
+
 def test_a_real_server_counts_grpc_and_rest_requests_by_tfserving_status(monitored, images):
+    before = scrape(monitored)
     with grpc.insecure_channel(monitored.grpc_target) as channel:
         stub = tfs_predict_pb2_grpc.PredictionServiceStub(channel)
         stub.Predict(request(images), timeout=10)
@@ -133,18 +141,25 @@ def test_a_real_server_counts_grpc_and_rest_requests_by_tfserving_status(monitor
     assert requests.post(f"{monitored.rest}/v1/models/{MOBILENET}:predict",
                          json={"instances": images[:1].tolist()}, timeout=10).ok
     assert requests.post(f"{monitored.rest}/v1/models/{MOBILENET}:predict", json={}, timeout=10).status_code == 400
-    response = requests.get(f"{monitored.rest}{DEFAULT_PROMETHEUS_PATH}", timeout=10)
-    assert response.headers["Content-Type"] == "text/plain"
-    text = response.text
-    assert f':tensorflow:serving:request_count{{model_name="{MOBILENET}",status="OK"}} 2\n' in text
-    assert ':tensorflow:serving:request_count{model_name="nope",status="NOT_FOUND"} 1\n' in text
-    assert f':tensorflow:serving:request_count{{model_name="{MOBILENET}",status="INVALID_ARGUMENT"}} 1\n' in text
-    assert f':tensorflow:serving:request_latency_count{{model_name="{MOBILENET}",API="Predict",entrypoint="GRPC"}} 1\n' in text
-    assert f':tensorflow:serving:request_latency_count{{model_name="{MOBILENET}",API="predict",entrypoint="REST"}} 1\n' in text
-    assert f'litert_model_state{{model_name="{MOBILENET}",state="AVAILABLE"}} 1.0\n' in text
-    assert f'litert_interpreters{{model_name="{MOBILENET}"}} 2.0\n' in text
-    # batch of 2 over gRPC, 1 over REST (the warm-up runs outside predict and is not counted)
-    assert ":tensorflow:serving:batching_session:processed_batch_size_count{} 2\n" in text
+    after = scrape(monitored)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    count = ":tensorflow:serving:request_count_total"  # the parser's name; the exposition has no _total
+    assert delta(count, model_name=MOBILENET, status="OK") == 2
+    assert delta(count, model_name="nope", status="NOT_FOUND") == 1
+    assert delta(count, model_name=MOBILENET, status="INVALID_ARGUMENT") == 1
+    latency = ":tensorflow:serving:request_latency_count"
+    assert delta(latency, model_name=MOBILENET, API="Predict", entrypoint="GRPC") == 1
+    assert delta(latency, model_name=MOBILENET, API="predict", entrypoint="REST") == 1
+    assert delta(":tensorflow:serving:batching_session:processed_batch_size_sum") == 3  # batches of 2 and 1
+    assert delta(":tensorflow:serving:runtime_latency_count", model_name=MOBILENET, API="Predict",
+                 runtime="LiteRT") == 2
+    assert after[("litert_model_state", (("model_name", MOBILENET), ("state", "AVAILABLE")))] == 1
+    assert after[("litert_interpreters", (("model_name", MOBILENET),))] == 2
+    assert after[("litert_interpreters_busy", (("model_name", MOBILENET),))] == 0
 
 
 def test_no_metrics_endpoint_without_a_monitoring_config(server):
