@@ -8,10 +8,9 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import imaging
-from gateway.errors import ApiError
+from gateway.errors import InvalidTopK, Overloaded
 from gateway.labels import top_k
 from gateway.openapi import openapi_document
-from gateway.routing import AllBackendsFailed
 from gateway.service import Service
 from gateway.uploads import image_bytes
 
@@ -26,7 +25,7 @@ def _service() -> Service:
 def _top_k() -> int:
     raw = request.args.get("top_k", "5")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP_K:
-        raise ApiError(400, "invalid_top_k", f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw!r}")
+        raise InvalidTopK(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw!r}")
     return int(raw)
 
 
@@ -38,22 +37,14 @@ def classify() -> Response:
     settings = service.settings
     if not service.in_flight.try_enter():
         service.metrics.shed.inc()
-        raise ApiError(503, "overloaded", f"more than {settings.max_in_flight} requests in flight; retry shortly",
-                       {"Retry-After": "1"})
+        raise Overloaded(f"more than {settings.max_in_flight} requests in flight; retry shortly", {"Retry-After": "1"})
     service.metrics.in_flight.inc()
     try:
         k = _top_k()
         data = image_bytes(request)
-        try:
-            image = imaging.decode(data, settings.max_pixels, settings.decode_shorter)
-        except imaging.ImageError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
+        image = imaging.decode(data, settings.max_pixels, settings.decode_shorter)
         decoded = time.monotonic()
-        try:
-            outcome = service.router.classify(image, deadline=started + settings.deadline_ms / 1000)
-        except AllBackendsFailed as exc:
-            raise ApiError(503, "models_unavailable", f"no model could answer ({exc})",
-                           {"Retry-After": str(int(round(exc.retry_after_s)))}) from None
+        outcome = service.router.classify(image, deadline=started + settings.deadline_ms / 1000)
     finally:
         service.in_flight.leave()
         service.metrics.in_flight.dec()
@@ -63,7 +54,6 @@ def classify() -> Response:
     metrics.stage_latency.labels("preprocess").observe(outcome.preprocess_ms / 1000)
     metrics.stage_latency.labels("infer").observe(outcome.infer_ms / 1000)
     metrics.stage_latency.labels("total").observe(total)
-    metrics.requests.labels("200", outcome.backend.model).inc()
     body = {
         "predictions": top_k(outcome.probabilities, service.labels, k),
         "model": outcome.backend.model,

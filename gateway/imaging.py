@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from gateway.errors import CorruptImage, TooManyPixels, UnsupportedMediaType
+
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")
 _INTERPOLATION = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
@@ -22,15 +24,6 @@ WHITE = (255, 255, 255)
 
 
 _BROKEN = (OSError, SyntaxError, ValueError, EOFError)  # what Pillow raises for damaged data
-
-
-class ImageError(ValueError):
-    """Input that is not a usable image. ``status``: 415 not an image we read, 422 a broken one,
-    413 too many pixels."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 @dataclass(frozen=True)
@@ -46,8 +39,8 @@ class ResizePolicy:
             raise ValueError(f"need 0 < crop ({self.crop}) <= resize_shorter ({self.resize_shorter})")
 
 
-def _corrupt(exc: Exception) -> ImageError:
-    return ImageError(422, "corrupt_image", f"image data is truncated or corrupt: {exc}")
+def _corrupt(exc: Exception) -> CorruptImage:
+    return CorruptImage(f"image data is truncated or corrupt: {exc}")
 
 
 def decode(data: bytes, max_pixels: int, min_shorter: int) -> Image.Image:
@@ -57,17 +50,16 @@ def decode(data: bytes, max_pixels: int, min_shorter: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
-        raise ImageError(415, "unsupported_media_type",
-                         f"not an image in a supported format ({', '.join(FORMATS)})") from None
+        raise UnsupportedMediaType(f"not an image in a supported format ({', '.join(FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(413, "too_many_pixels", f"image has more than {max_pixels} pixels") from None
+        raise TooManyPixels(f"image has more than {max_pixels} pixels") from None
     except _BROKEN as exc:  # recognised, but the header is broken
         raise _corrupt(exc) from None
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageError(413, "too_many_pixels", f"image is {width}x{height}, over the limit of {max_pixels} pixels")
+        raise TooManyPixels(f"image is {width}x{height}, over the limit of {max_pixels} pixels")
     if width < 1 or height < 1:
-        raise ImageError(422, "corrupt_image", "image has no pixels")
+        raise CorruptImage("image has no pixels")
     if image.format == "JPEG":
         scale = min_shorter / min(width, height)
         image.draft("RGB", (max(1, round(width * scale)), max(1, round(height * scale))))

@@ -17,13 +17,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from gateway.breaker import Admission, CircuitBreaker
 from gateway.clients import ModelClient, failure_reason
+from gateway.errors import AllBackendsFailed
 from gateway.imaging import to_tensor
 from gateway.metrics import Metrics
 from gateway.settings import BackendSettings, Settings
@@ -50,15 +51,6 @@ class Outcome:
     hedged: bool
     preprocess_ms: float
     infer_ms: float
-
-
-@dataclass
-class AllBackendsFailed(Exception):
-    reasons: dict[str, str]
-    retry_after_s: float
-
-    def __str__(self) -> str:
-        return "; ".join(f"{role}: {reason}" for role, reason in self.reasons.items())
 
 
 class HedgeBudget:
@@ -95,22 +87,25 @@ class _Attempt:
         return failure_reason(self.future.exception())
 
 
-@dataclass
-class _Plan:
-    attempts: dict[str, _Attempt] = field(default_factory=dict)
-    reasons: dict[str, str] = field(default_factory=dict)
-    hedged: bool = False
+def wait_for_first(futures: list[Future], timeout_s: float) -> None:
+    """Block until one of ``futures`` is done or ``timeout_s`` has passed."""
+    wait(futures, timeout=timeout_s, return_when=FIRST_COMPLETED)
 
 
 class Router:
+    """Picks the answering backend for each request. ``clock`` and ``wait`` are the only ways it
+    reads or spends time, so tests can step a virtual clock instead of sleeping."""
+
     def __init__(self, settings: Settings, backends: dict[str, Backend], metrics: Metrics,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 wait: Callable[[list[Future], float], None] = wait_for_first):
         self.settings = settings
         self.primary = backends.get("primary")
         self.fallback = backends.get("fallback")
         self.metrics = metrics
         self.hedges = HedgeBudget(settings.hedge_max_fraction)
-        self._clock = clock
+        self.clock = clock
+        self.wait = wait
 
     def hedge_delay_s(self) -> float:
         assert self.primary is not None
@@ -119,94 +114,20 @@ class Router:
         return high if p95 is None else min(max(p95, low), high)
 
     def classify(self, image: Image.Image, deadline: float) -> Outcome:
-        plan = _Plan()
-        tensors: dict = {}
-        now = self._clock()
-        primary_deadline = now
-        hedge_at: float | None = None
-        probing = False
-        if self.primary is not None:
-            fallback_usable = self.fallback is not None and self.fallback.breaker.would_admit()
-            reserve = self.settings.fallback_reserve_ms / 1000 if fallback_usable else 0.0
-            budget = min(self.settings.primary_timeout_ms / 1000, deadline - now - reserve)
-            admission = self.primary.breaker.admit() if budget > 0 else None
-            if budget <= 0:
-                plan.reasons["primary"] = "timeout"
-            elif admission is None:
-                plan.reasons["primary"] = "circuit_open"
-            else:
-                primary_deadline = now + budget
-                probing = admission == Admission.PROBE
-                plan.attempts["primary"] = self._start(self.primary, admission, image, tensors, budget)
-                if self.fallback is not None and self.settings.hedge_enabled:
-                    hedge_at = now + self.hedge_delay_s()
-        else:
-            plan.reasons["primary"] = "unavailable"  # a fallback-only gateway
+        return _Race(self, image, deadline).run()
 
-        grace_until: float | None = None
-        while True:
-            now = self._clock()
-            primary = plan.attempts.get("primary")
-            fallback = plan.attempts.get("fallback")
-            if primary is not None and primary.ok():
-                return self._outcome(plan, primary)
-            if primary is not None and primary.failed():
-                plan.reasons["primary"] = primary.reason()
-            elif primary is not None and now >= primary_deadline:
-                plan.reasons["primary"] = "timeout"
-            if fallback is not None and fallback.ok():
-                primary_pending = primary is not None and "primary" not in plan.reasons
-                if primary_pending and grace_until is None:
-                    grace_until = now + self.settings.primary_grace_ms / 1000
-                if not primary_pending or now >= grace_until:
-                    plan.reasons.setdefault("primary", "timeout")
-                    return self._outcome(plan, fallback)
-            if fallback is not None and fallback.failed():
-                plan.reasons["fallback"] = fallback.reason()
-
-            if fallback is None and self.fallback is not None and "fallback" not in plan.reasons:
-                primary_gone = "primary" in plan.reasons
-                hedge_due = hedge_at is not None and now >= hedge_at
-                if primary_gone or (hedge_due and (probing or self.hedges.allows())):
-                    admission = self.fallback.breaker.admit()
-                    if admission is None:
-                        plan.reasons["fallback"] = "circuit_open"
-                    else:
-                        plan.hedged = not primary_gone
-                        plan.attempts["fallback"] = self._start(self.fallback, admission, image, tensors,
-                                                                deadline - now)
-                        continue
-                elif hedge_due:
-                    hedge_at = None  # over the hedging cap: wait for the primary alone
-
-            pending = [a for role, a in plan.attempts.items() if not a.future.done() and role not in plan.reasons]
-            fallback_possible = self.fallback is not None and "fallback" not in plan.reasons
-            if not pending and not (fallback_possible and "fallback" not in plan.attempts):
-                raise self._failure(plan)
-            if now >= deadline:
-                plan.reasons.setdefault("fallback", "timeout")
-                raise self._failure(plan)
-            wake = [deadline]
-            if primary is not None and "primary" not in plan.reasons:
-                wake.append(primary_deadline)
-            if hedge_at is not None and "fallback" not in plan.attempts:
-                wake.append(hedge_at)
-            if grace_until is not None:
-                wake.append(grace_until)
-            wait([a.future for a in pending], timeout=max(0.0, min(wake) - now), return_when=FIRST_COMPLETED)
-
-    def _start(self, backend: Backend, admission: Admission, image: Image.Image, tensors: dict,
-               timeout_s: float) -> _Attempt:
-        started = self._clock()
+    def start(self, backend: Backend, admission: Admission, image: Image.Image, tensors: dict,
+              timeout_s: float) -> _Attempt:
+        started = self.clock()
         policy = backend.settings.policy
         if policy not in tensors:
             tensors[policy] = to_tensor(image, policy)
-        preprocess_ms = (self._clock() - started) * 1000
-        sent = self._clock()
+        preprocess_ms = (self.clock() - started) * 1000
+        sent = self.clock()
         future = backend.client.submit(tensors[policy], max(timeout_s - preprocess_ms / 1000, 0.001))
 
         def report(done: Future) -> None:
-            latency = self._clock() - sent
+            latency = self.clock() - sent
             error = done.exception()
             if error is None:
                 backend.breaker.record_success(admission, latency)
@@ -219,14 +140,135 @@ class Router:
         future.add_done_callback(report)
         return _Attempt(backend, future, sent, preprocess_ms)
 
-    def _outcome(self, plan: _Plan, winner: _Attempt) -> Outcome:
-        self.hedges.record(plan.hedged)
+
+class _Race:
+    """One request's race: start the primary, then until someone wins or everyone has lost, settle
+    what finished, maybe start the fallback, and wait for the next wake-up."""
+
+    def __init__(self, router: Router, image: Image.Image, deadline: float):
+        self.router = router
+        self.image = image
+        self.deadline = deadline
+        self.attempts: dict[str, _Attempt] = {}
+        self.reasons: dict[str, str] = {}  # role -> why it did not answer
+        self.tensors: dict = {}  # resize policy -> tensor, so both backends share equal policies' work
+        self.hedged = False
+        self.probing = False
+        self.primary_deadline = 0.0
+        self.hedge_at: float | None = None
+        self.grace_until: float | None = None
+
+    def run(self) -> Outcome:
+        self.start_primary(self.router.clock())
+        while True:
+            now = self.router.clock()
+            winner = self.settle(now)
+            if winner is not None:
+                return self.outcome(winner)
+            if self.maybe_start_fallback(now):
+                continue
+            if self.lost(now):
+                raise self.failure()
+            self.router.wait(self.waiting_on(), max(0.0, self.next_wake() - now))
+
+    def start_primary(self, now: float) -> None:
+        router, settings = self.router, self.router.settings
+        if router.primary is None:
+            self.reasons["primary"] = "unavailable"  # a fallback-only gateway
+            return
+        fallback_usable = router.fallback is not None and router.fallback.breaker.would_admit()
+        reserve = settings.fallback_reserve_ms / 1000 if fallback_usable else 0.0
+        budget = min(settings.primary_timeout_ms / 1000, self.deadline - now - reserve)
+        if budget <= 0:
+            self.reasons["primary"] = "timeout"
+            return
+        admission = router.primary.breaker.admit()
+        if admission is None:
+            self.reasons["primary"] = "circuit_open"
+            return
+        self.primary_deadline = now + budget
+        self.probing = admission == Admission.PROBE
+        self.attempts["primary"] = router.start(router.primary, admission, self.image, self.tensors, budget)
+        if router.fallback is not None and settings.hedge_enabled:
+            self.hedge_at = now + router.hedge_delay_s()
+
+    def settle(self, now: float) -> _Attempt | None:
+        """Record what finished; return the winner once there is one."""
+        primary = self.attempts.get("primary")
+        fallback = self.attempts.get("fallback")
+        if primary is not None and primary.ok():
+            return primary
+        if primary is not None and primary.failed():
+            self.reasons["primary"] = primary.reason()
+        elif primary is not None and now >= self.primary_deadline:
+            self.reasons["primary"] = "timeout"
+        if fallback is not None and fallback.ok():
+            primary_pending = primary is not None and "primary" not in self.reasons
+            if primary_pending and self.grace_until is None:
+                self.grace_until = now + self.router.settings.primary_grace_ms / 1000
+            if not primary_pending or (self.grace_until is not None and now >= self.grace_until):
+                self.reasons.setdefault("primary", "timeout")
+                return fallback
+        if fallback is not None and fallback.failed():
+            self.reasons["fallback"] = fallback.reason()
+        return None
+
+    def maybe_start_fallback(self, now: float) -> bool:
+        """Start the fallback once the primary is gone, or hedge when its time has come."""
+        router = self.router
+        if router.fallback is None or "fallback" in self.attempts or "fallback" in self.reasons:
+            return False
+        primary_gone = "primary" in self.reasons
+        hedge_due = self.hedge_at is not None and now >= self.hedge_at
+        if primary_gone or (hedge_due and (self.probing or router.hedges.allows())):
+            admission = router.fallback.breaker.admit()
+            if admission is None:
+                self.reasons["fallback"] = "circuit_open"
+                return False
+            self.hedged = not primary_gone
+            self.attempts["fallback"] = router.start(router.fallback, admission, self.image, self.tensors,
+                                                     self.deadline - now)
+            return True
+        if hedge_due:
+            self.hedge_at = None  # over the hedging cap: wait for the primary alone
+        return False
+
+    def lost(self, now: float) -> bool:
+        """No backend can still answer, or the deadline has passed."""
+        unsettled = [role for role in self.attempts if role not in self.reasons]
+        fallback_startable = (self.router.fallback is not None and "fallback" not in self.reasons
+                              and "fallback" not in self.attempts)
+        if not unsettled and not fallback_startable:
+            return True
+        if now >= self.deadline:
+            self.reasons.setdefault("fallback", "timeout")
+            return True
+        return False
+
+    def waiting_on(self) -> list[Future]:
+        """The calls still running; a fallback answer held for the primary's grace is not waited on."""
+        return [a.future for role, a in self.attempts.items()
+                if role not in self.reasons and not (role == "fallback" and self.grace_until is not None)]
+
+    def next_wake(self) -> float:
+        wake = [self.deadline]
+        if "primary" in self.attempts and "primary" not in self.reasons:
+            wake.append(self.primary_deadline)
+        if self.hedge_at is not None and "fallback" not in self.attempts:
+            wake.append(self.hedge_at)
+        if self.grace_until is not None:
+            wake.append(self.grace_until)
+        return min(wake)
+
+    def outcome(self, winner: _Attempt) -> Outcome:
+        router = self.router
+        router.hedges.record(self.hedged)
         is_fallback = winner.backend.role == "fallback"
-        reason = plan.reasons.get("primary") if is_fallback else None
+        reason = self.reasons.get("primary") if is_fallback else None
         if is_fallback:
-            self.metrics.fallbacks.labels(reason or "unknown").inc()
-        if plan.hedged:
-            self.metrics.hedges.labels(winner.backend.role).inc()
+            router.metrics.fallbacks.labels(reason or "unknown").inc()
+        if self.hedged:
+            router.metrics.hedges.labels(winner.backend.role).inc()
         prediction = winner.future.result()
         return Outcome(
             probabilities=prediction.probabilities[0],
@@ -234,12 +276,13 @@ class Router:
             backend=winner.backend.settings,
             fallback=is_fallback,
             fallback_reason=reason,
-            hedged=plan.hedged,
-            preprocess_ms=sum(a.preprocess_ms for a in plan.attempts.values()),
-            infer_ms=(self._clock() - winner.started) * 1000,
+            hedged=self.hedged,
+            preprocess_ms=sum(a.preprocess_ms for a in self.attempts.values()),
+            infer_ms=(router.clock() - winner.started) * 1000,
         )
 
-    def _failure(self, plan: _Plan) -> AllBackendsFailed:
-        self.hedges.record(plan.hedged)
-        waits = [b.breaker.retry_in_s for b in (self.primary, self.fallback) if b is not None]
-        return AllBackendsFailed(dict(plan.reasons), retry_after_s=max(1.0, min(waits, default=1.0)))
+    def failure(self) -> AllBackendsFailed:
+        router = self.router
+        router.hedges.record(self.hedged)
+        waits = [b.breaker.retry_in_s for b in (router.primary, router.fallback) if b is not None]
+        return AllBackendsFailed(dict(self.reasons), retry_after_s=max(1.0, min(waits, default=1.0)))

@@ -13,7 +13,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway import imaging
-from gateway.errors import ApiError
+from gateway.errors import BadMultipart, EmptyFile, MissingFile, UnsupportedMediaType
 
 FIELDS = (b"file", b"image")
 
@@ -22,7 +22,7 @@ def _multipart_parts(body: bytes, content_type: str) -> dict[bytes, bytes]:
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
-        raise ApiError(400, "bad_multipart", "multipart/form-data body without a boundary")
+        raise BadMultipart("multipart/form-data body without a boundary")
     parts: dict[bytes, bytes] = {}
     state: dict = {"field": b"", "value": b"", "name": None, "chunks": []}
 
@@ -55,7 +55,7 @@ def _multipart_parts(body: bytes, content_type: str) -> dict[bytes, bytes]:
         parser.write(body)
         parser.finalize()
     except MultipartParseError as exc:
-        raise ApiError(400, "bad_multipart", f"malformed multipart/form-data body: {exc}") from None
+        raise BadMultipart(f"malformed multipart/form-data body: {exc}") from None
     return parts
 
 
@@ -65,16 +65,16 @@ def image_bytes(request: Request) -> bytes:
         parts = _multipart_parts(request.get_data(cache=False), request.headers.get("Content-Type", ""))
         data = next((parts[name] for name in FIELDS if name in parts), None)
         if data is None:
-            raise ApiError(400, "missing_file", "multipart form needs a file field named 'file' (or 'image')")
+            raise MissingFile("multipart form needs a file field named 'file' (or 'image')")
     elif mimetype in imaging.MEDIA_TYPES:
         data = request.get_data(cache=False)
     elif not request.content_length and not mimetype:
-        raise ApiError(400, "missing_file", "send an image: multipart field 'file', or a raw body with "
+        raise MissingFile("send an image: multipart field 'file', or a raw body with "
                                             "Content-Type image/jpeg|png|webp|gif|bmp")
     else:
-        raise ApiError(415, "unsupported_media_type",
-                       f"Content-Type {mimetype or 'none'} is not accepted; use multipart/form-data with a "
+        raise UnsupportedMediaType(
+            f"Content-Type {mimetype or 'none'} is not accepted; use multipart/form-data with a "
                        f"'file' field or one of {', '.join(imaging.MEDIA_TYPES)}")
     if not data:
-        raise ApiError(400, "empty_file", "the uploaded image is empty")
+        raise EmptyFile("the uploaded image is empty")
     return data

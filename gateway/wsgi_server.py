@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 
 from common import http_server
+from gateway.errors import error_body
 from gateway.settings import Settings
-
-_CODES = {400: "bad_request", 413: "payload_too_large", 431: "request_header_fields_too_large",
-          500: "internal_error"}
-
-
-def error_body(code: int, message: str) -> dict[str, Any]:
-    return {"error": {"code": _CODES.get(code, "error"), "message": message}}
 
 
 def create_server(app: Flask, settings: Settings):  # -> waitress's server (no public type)

@@ -1,8 +1,12 @@
-"""A stand-in model client for routing unit tests: answers after a delay, or fails, as told."""
+"""Stand-ins for routing unit tests: a model client that answers after a delay, or fails, as told;
+and a stepped clock that makes those delays virtual, so a test runs in no time and exactly."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import numpy as np
@@ -16,10 +20,41 @@ def probabilities(top: int) -> np.ndarray:
     return p
 
 
+class SteppedClock:
+    """Virtual time: ``wait`` jumps to the next scheduled event instead of sleeping.
+
+    Pass the instance as the router's and breakers' ``clock`` and its ``wait`` as the router's."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        heapq.heappush(self._events, (self.now + delay_s, next(self._order), callback))
+
+    def wait(self, futures: list[Future], timeout_s: float) -> None:
+        until = self.now + timeout_s
+        while not any(f.done() for f in futures):
+            if not self._events or self._events[0][0] > until:
+                self.now = until
+                return
+            at, _, callback = heapq.heappop(self._events)
+            self.now = max(self.now, at)
+            callback()
+
+
 class FakeClient:
-    def __init__(self, settings, top: int, delay_s: float = 0.0, error: str | None = None):
+    """Answers after ``delay_s`` (on ``clock`` when given, else on a real timer thread)."""
+
+    def __init__(self, settings, top: int, delay_s: float = 0.0, error: str | None = None,
+                 clock: SteppedClock | None = None):
         self.settings = settings
         self.top, self.delay_s, self.error = top, delay_s, error
+        self.clock = clock
         self.calls = 0
         self.timeouts: list[float] = []
         self.batches: list[np.ndarray] = []
@@ -38,6 +73,9 @@ class FakeClient:
             else:
                 future.set_result(Prediction(probabilities(self.top), "1"))
 
+        if self.clock is not None:
+            self.clock.call_later(min(self.delay_s, timeout_s), finish)
+            return future
         timer = threading.Timer(min(self.delay_s, timeout_s), finish)
         timer.daemon = True
         timer.start()

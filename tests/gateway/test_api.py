@@ -169,6 +169,26 @@ def test_metrics_count_requests_fallbacks_and_latency(make_app, jpeg):
     assert 'gateway_circuit_state{backend="primary"} 0.0' in text
 
 
+def test_every_classify_answer_is_counted_once_and_other_paths_never(make_app, jpeg, monkeypatch):
+    app = make_app()
+    client = app.test_client()
+    service = app.extensions["classifier"]
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(service.router, "classify", broken)
+    monkeypatch.setattr(service, "backend_states", broken)
+    assert upload(client, jpeg).status_code == 500
+    assert client.get("/classify").status_code == 405
+    assert client.get("/readyz").status_code == 500
+    assert client.get("/readyz").get_json()["error"]["code"] == "internal_error"
+    text = client.get("/metrics").get_data(as_text=True)
+    counted = [line for line in text.splitlines() if line.startswith("classify_requests_total")]
+    assert sorted(counted) == ['classify_requests_total{model="none",status="405"} 1.0',
+                               'classify_requests_total{model="none",status="500"} 1.0']
+
+
 def test_each_backend_gets_its_own_resize_policy(make_app, jpeg):
     from gateway.imaging import ResizePolicy, decode, to_tensor
 

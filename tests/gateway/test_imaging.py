@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gateway.imaging import ImageError, ResizePolicy, decode, to_tensor
+from gateway.errors import ImageError
+from gateway.imaging import ResizePolicy, decode, to_tensor
 
 POLICY = ResizePolicy(resize_shorter=256, crop=224)
 MAX_PIXELS = 50_000_000
