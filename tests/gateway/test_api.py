@@ -184,9 +184,9 @@ def test_every_classify_answer_is_counted_once_and_other_paths_never(make_app, j
     assert client.get("/readyz").status_code == 500
     assert client.get("/readyz").get_json()["error"]["code"] == "internal_error"
     text = client.get("/metrics").get_data(as_text=True)
-    counted = [line for line in text.splitlines() if line.startswith("classify_requests_total")]
-    assert sorted(counted) == ['classify_requests_total{model="none",status="405"} 1.0',
-                               'classify_requests_total{model="none",status="500"} 1.0']
+    counted = [line for line in text.splitlines() if line.startswith("gateway_classify_requests_total")]
+    assert sorted(counted) == ['gateway_classify_requests_total{code="405",model="none"} 1.0',
+                               'gateway_classify_requests_total{code="500",model="none"} 1.0']
 
 
 def test_each_backend_gets_its_own_resize_policy(make_app, jpeg):
