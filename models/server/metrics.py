@@ -29,6 +29,10 @@ LATENCY_US_LIMITS = tuple(10 * 1.8 ** i for i in range(33))  # util.cc:78 and :8
 BATCH_SIZE_LIMITS = tuple(float(2 ** i) for i in range(14))  # batching_util.h:125, 1 .. 8192
 _WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STATES = ("START", "LOADING", "AVAILABLE", "UNLOADING", "END")  # TF-Serving's ModelVersionStatus states
+# Clients choose the model name of a request; past this many unknown names the rest share one label
+# value, so a client cannot grow the exposition without bound.
+MAX_UNKNOWN_NAMES = 20
+OTHER_NAMES = "(other)"
 
 
 def _number(value: float) -> str:
@@ -37,7 +41,7 @@ def _number(value: float) -> str:
 
 
 def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    escaped = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    escaped = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for v in values)
     return ",".join(f'{n}="{v}"' for n, v in zip(names, escaped, strict=True))
 
 
@@ -106,6 +110,7 @@ class ServerMetrics:
     def __init__(self, model_name: str):
         self.model_name = model_name
         self._lock = threading.Lock()
+        self._unknown_names: set[str] = set()
         self._request_count = _Counter(":tensorflow:serving:request_count", ("model_name", "status"))
         self._request_latency = _Sampler(":tensorflow:serving:request_latency", ("model_name", "API", "entrypoint"),
                                          LATENCY_US_LIMITS)
@@ -132,6 +137,11 @@ class ServerMetrics:
     def record_request(self, model_name: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
         """As TF-Serving: every request is counted by status, only successful ones are timed."""
         with self._lock:
+            if model_name != self.model_name and model_name not in self._unknown_names:
+                if len(self._unknown_names) < MAX_UNKNOWN_NAMES:
+                    self._unknown_names.add(model_name)
+                else:
+                    model_name = OTHER_NAMES
             self._request_count.add((model_name, status))
             if status == "OK":
                 self._request_latency.add((model_name, api, entrypoint), seconds * 1e6)

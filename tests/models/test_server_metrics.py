@@ -11,7 +11,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.environment import SettingsError
-from models.server.metrics import ServerMetrics
+from models.server.metrics import MAX_UNKNOWN_NAMES, OTHER_NAMES, ServerMetrics
 from models.server.settings import DEFAULT_PROMETHEUS_PATH, prometheus_path
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.models.conftest import MOBILENET
@@ -39,6 +39,19 @@ def test_request_count_keeps_tfserving_name_without_total():
     assert "# TYPE :tensorflow:serving:request_count counter\n" in text
     assert ':tensorflow:serving:request_count{model_name="m",status="OK"} 1\n' in text
     assert ':tensorflow:serving:request_count{model_name="m",status="INVALID_ARGUMENT"} 1\n' in text
+
+
+def test_client_chosen_model_names_cannot_break_or_bloat_the_exposition():
+    metrics = ServerMetrics("m")
+    metrics.record_request('a"b\\c\nd', "Predict", "GRPC", "NOT_FOUND", 0.001)
+    for number in range(MAX_UNKNOWN_NAMES + 10):
+        metrics.record_request(f"unknown{number}", "Predict", "GRPC", "NOT_FOUND", 0.001)
+    metrics.record_request("m", "Predict", "GRPC", "OK", 0.001)
+    text = metrics.exposition().decode()
+    assert ':tensorflow:serving:request_count{model_name="a\\"b\\\\c\\nd",status="NOT_FOUND"} 1\n' in text
+    names = {s.labels["model_name"] for s in families(metrics)[":tensorflow:serving:request_count"].samples}
+    assert len(names) == MAX_UNKNOWN_NAMES + 2 and {"m", OTHER_NAMES, 'a"b\\c\nd'} <= names
+    assert f':tensorflow:serving:request_count{{model_name="{OTHER_NAMES}",status="NOT_FOUND"}} 11\n' in text
 
 
 def test_request_latency_is_microseconds_in_tfserving_buckets_and_only_for_ok():
