@@ -27,6 +27,8 @@ PRIMARY, FALLBACK = "wide_resnet50_2", "mobilenet_v3_large"
 MONITORING = {"MONITORING_CONFIG_FILE": str(REPO / "models" / "primary" / "monitoring.config"), "INTERPRETERS": "1"}
 METRICS_PATH = "/monitoring/prometheus/metrics"
 FIRING_WITHIN_S = 40
+# Two scrapes of the primary apart in time, both after it served: its panels have a rate to show.
+PRIMARY_SERVED = 'increase(:tensorflow:serving:request_latency_count{job="primary"}[10s]) > 0'
 
 
 @dataclass
@@ -83,8 +85,9 @@ def run(exported_models, tmp_path_factory):
                 # Healthy first: every target up and the recorded fallback ratio evaluated (and zero).
                 try:
                     wait_until(lambda: len(prometheus.query("up == 1")) == 3
-                               and prometheus.query("job:gateway_fallback_ratio:rate5m == 0") != [], 20,
-                               "three targets up and a zero fallback ratio recorded")
+                               and prometheus.query("job:gateway_fallback_ratio:rate5m == 0") != []
+                               and prometheus.query(PRIMARY_SERVED) != [], 30,
+                               "three targets up, a zero fallback ratio recorded, the primary seen serving")
                 except TimeoutError as exc:
                     targets = [(t["labels"]["job"], t["health"], t["lastError"])
                                for t in prometheus.api("targets")["data"]["activeTargets"]]
