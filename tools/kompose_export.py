@@ -2,10 +2,11 @@
 
     python -m tools.kompose_export            # needs kompose v1.37.0 on PATH (or KOMPOSE=/path)
 
-kompose runs on compose.yaml without profiles (so the compose-only `edge` services stay out) and
-without its cmd/version annotations (so the output is reproducible). The Deployments and Services
-it writes are kept verbatim and listed in k8s/base/kustomization.yaml; its NetworkPolicies are
-left out because k8s/components/network-policies replaces them with stricter ones.
+kompose runs on compose.yaml without --profile (so the compose-only `edge` services stay out) and
+with --with-kompose-annotation=false, which drops every `kompose.*` annotation, those copied from
+compose labels included (pkg/transformer/utils.go:249-279 at v1.37.0), so the output is
+reproducible. Without --generate-network-policies kompose writes Deployments and Services only;
+they are kept byte for byte and listed in k8s/base/kustomization.yaml.
 """
 
 from __future__ import annotations

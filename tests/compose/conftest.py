@@ -1,8 +1,9 @@
-"""The real compose stack on a Docker engine (pytest-docker), CPU variant, random weights.
+"""The real compose stack on a Docker engine (pytest-docker): the default compose.yaml, exactly as
+a user's first `docker compose up --build` runs it on a host without a GPU, with random weights.
 
-tensorflow/serving cannot be pulled here, so compose.cpu.yaml plays the primary with our LiteRT
-server and the WRN-50-2 export, exactly as a CPU-only host runs it. Ports are published on
-127.0.0.1 only. Without an engine and Compose v2 the tests skip, saying so; .ci/run starts one.
+Ports are published on 127.0.0.1 only. Without an engine and Compose v2 the tests skip, saying
+so; .ci/run starts one. (compose.gpu.yaml needs tensorflow/serving and a GPU: its configuration is
+checked, not run.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import requests
 
 from tests.conftest import REPO
 
-COMPOSE_FILES = [str(REPO / "compose.yaml"), str(REPO / "compose.cpu.yaml")]
+COMPOSE_FILES = [str(REPO / "compose.yaml")]
 PROJECT = "classifier-test"
 ENV = {"WEIGHTS": "random", "GATEWAY_PUBLISH": "127.0.0.1:", "EDGE_PUBLISH": "127.0.0.1:",
        "PATH": "/usr/bin:" + os.environ.get("PATH", "")}

@@ -14,11 +14,6 @@ from PIL import Image
 from tests.compose.conftest import compose, compose_cli_or_skip, wait_for
 from tests.conftest import REPO, SHARED, tracked_files
 
-VARIANTS = {
-    "gpu": [],
-    "gpu+edge": ["--profile", "edge"],
-}
-
 
 def photos() -> dict[str, bytes]:
     if (SHARED / "images").is_dir():
@@ -42,7 +37,7 @@ def config(*extra: str, files=("compose.yaml",)) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("files", [("compose.yaml",), ("compose.yaml", "compose.cpu.yaml")], ids=["gpu", "cpu"])
+@pytest.mark.parametrize("files", [("compose.yaml",), ("compose.yaml", "compose.gpu.yaml")], ids=["cpu", "gpu"])
 @pytest.mark.parametrize("profile", [[], ["--profile", "edge"]], ids=["default", "edge"])
 def test_every_variant_is_valid(files, profile):
     rendered = config(*profile, files=files)
@@ -50,11 +45,15 @@ def test_every_variant_is_valid(files, profile):
     assert {"gateway", "primary", "fallback"} <= set(services)
     assert ("edge" in services) == bool(profile) and ("gateway-fallback" in services) == bool(profile)
     gpu = services["primary"].get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
+    primary = services["primary"]
     if files == ("compose.yaml",):
-        assert gpu == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
-        assert services["primary"]["build"]["target"] == "tfserving"
+        assert not gpu, "the default must start on a host without a GPU"
+        assert primary["build"]["target"] == "litert" and primary["image"].startswith("classifier/primary-litert:")
     else:
-        assert not gpu and services["primary"]["build"]["target"] == "litert"
+        assert gpu == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+        assert primary["build"]["target"] == "tfserving" and primary["image"].startswith("classifier/primary-tfserving:")
+        assert not primary.get("environment"), "the LiteRT server's settings mean nothing to TF-Serving"
+        assert primary["healthcheck"]["test"][:2] == ["CMD", "bash"], "TF-Serving's image has no python"
     for name, service in services.items():
         assert service["healthcheck"]["test"][0] == "CMD", name
         assert not [v for v in service.get("volumes", []) if v.get("type") == "bind"], f"{name}: bind mount"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ingress.render_nginx import EDGE_CONF, annotations, render
+from ingress.render_nginx import EDGE_CONF, load, render
 from tests.processes import free_port, wait_until
 
 
@@ -45,6 +45,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         server: Recorder = self.server  # type: ignore[assignment]
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         server.received.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                "version": self.request_version,
                                 "sha256": hashlib.sha256(body).hexdigest(), "length": len(body)})
         time.sleep(server.delay_s)
         payload = json.dumps({"answered_by": server.name, "sha256": hashlib.sha256(body).hexdigest()}).encode()
@@ -99,26 +100,40 @@ def backends():
         server.server_close()
 
 
-def edge_config(primary: str, fallback: str) -> str:
+def edge_config(gateway: list[str], fallback: str) -> str:
     """The committed compose edge file, pointed at the test's upstreams."""
-    return (EDGE_CONF.read_text().replace("server gateway:8080;", f"server {primary};")
-            .replace("server gateway-fallback:8080;", f"server {fallback};"))
+    assert len(gateway) == 1, "the edge file has one gateway server"
+    return (EDGE_CONF.read_text().replace("server gateway:8080 ", f"server {gateway[0]} ")
+            .replace("server gateway-fallback:8080 ", f"server {fallback} "))
+
+
+def _nginx_starter(kind: str, workdir: Path):
+    started: list[Nginx] = []
+
+    def start(primary: str | list[str], fallback: str) -> Nginx:
+        gateway = [primary] if isinstance(primary, str) else primary
+        config = render(load(), gateway, [fallback], "8000") if kind == "ingress" else edge_config(gateway, fallback)
+        started.append(Nginx(config, workdir / f"nginx{len(started)}"))
+        return started[-1]
+
+    return start, started
 
 
 @pytest.fixture(params=["ingress", "edge"])
 def start_nginx(request, tmp_path):
     """Each test runs against the Ingress rendering and against the compose edge file."""
     _nginx_binary()
-    started: list[Nginx] = []
+    start, started = _nginx_starter(request.param, tmp_path)
+    yield start
+    for nginx in started:
+        nginx.stop()
 
-    def start(primary: str, fallback: str) -> Nginx:
-        if request.param == "ingress":
-            config = render(annotations(), primary, fallback, "8000")
-        else:
-            config = edge_config(primary, fallback)
-        started.append(Nginx(config, tmp_path / f"nginx{len(started)}"))
-        return started[-1]
 
+@pytest.fixture
+def start_ingress_nginx(tmp_path):
+    """The Ingress rendering alone: several gateway endpoints, or none ready (an empty list)."""
+    _nginx_binary()
+    start, started = _nginx_starter("ingress", tmp_path)
     yield start
     for nginx in started:
         nginx.stop()

@@ -9,7 +9,7 @@ import pytest
 import requests
 from urllib3 import encode_multipart_formdata
 
-from ingress.render_nginx import EDGE_CONF, annotations, render
+from ingress.render_nginx import EDGE_CONF, load, render
 from tests.processes import free_port
 
 PHOTO = os.urandom(300_000)
@@ -65,7 +65,7 @@ def test_hanging_primary_times_out_and_fails_over_as_504(backends, start_nginx):
     assert response.status_code == 200 and response.json()["answered_by"] == "fallback"
     assert fallback.received[0]["headers"]["X-Code"] == "504"
     assert 2.9 < elapsed < 4.5
-    assert len(primary.received) == 1, "a POST is never retried on the primary (not idempotent)"
+    assert len(primary.received) == 1, "a POST that reached a gateway is not retried on another (not idempotent)"
 
 
 @pytest.mark.parametrize("status", [400, 404, 413, 415, 422, 429])
@@ -115,5 +115,56 @@ def test_failing_fallback_error_is_returned_as_is(backends, start_nginx):
 
 
 def test_committed_edge_config_is_current():
-    assert EDGE_CONF.read_text() == render(annotations(), "gateway:8080", "gateway-fallback:8080", "8000"), \
+    assert EDGE_CONF.read_text() == render(load(), ["gateway:8080"], ["gateway-fallback:8080"], "8000"), \
         "run `python -m ingress.render_nginx`"
+
+
+def test_a_slow_fallback_still_answers(backends, start_nginx):
+    """The failover location does not inherit the Ingress's 3 s timeouts (nginx.tmpl:838-866): it runs
+    on nginx's 60 s default, so a fallback that takes 6 s answers 200 instead of 504."""
+    primary, fallback = backends
+    primary.status, fallback.delay_s = 503, 6
+    nginx = start_nginx(primary.address, fallback.address)
+    began = time.monotonic()
+    response, _, _ = post(nginx, timeout=20)
+    elapsed = time.monotonic() - began
+    assert response.status_code == 200 and response.json()["answered_by"] == "fallback"
+    assert 5.9 < elapsed < 9
+
+
+def test_the_fallback_gets_the_headers_ingress_nginx_sets(backends, start_nginx):
+    primary, fallback = backends
+    primary.status = 500
+    nginx = start_nginx(primary.address, fallback.address)
+    post(nginx)
+    replay = fallback.received[0]
+    headers = replay["headers"]
+    assert headers["X-Service-Name"] == "gateway" and headers["X-Service-Port"] == "8080", "the Ingress's service"
+    assert headers["X-Namespace"] == "classifier" and headers["X-Ingress-Name"] == "classifier"
+    assert headers["X-Forwarded-For"] == "127.0.0.1" and "X-Real-IP" not in headers
+    assert replay["version"] == "HTTP/1.0" and headers["Connection"] == "close", "nginx's default, not the Ingress's 1.1"
+    assert primary.received[0]["version"] == "HTTP/1.1" and primary.received[0]["headers"]["X-Real-IP"] == "127.0.0.1"
+
+
+def test_a_post_goes_to_another_gateway_when_the_first_cannot_be_reached(backends, start_ingress_nginx):
+    """proxy-next-upstream "error timeout": nothing was sent to the refused endpoint, so nginx may
+    retry the POST on the next one (non_idempotent only matters once a request was sent)."""
+    primary, fallback = backends
+    nginx = start_ingress_nginx([f"127.0.0.1:{free_port()}", primary.address], fallback.address)
+    for _ in range(4):
+        response, _, _ = post(nginx)
+        assert response.status_code == 200 and response.json()["answered_by"] == "primary"
+    assert not fallback.received
+
+
+def test_no_ready_gateway_endpoint_goes_straight_to_the_fallback(backends, start_ingress_nginx):
+    """The controller points the location at the default backend itself (controller.go:959-973):
+    original path, X-Code 503, and the gateway is never tried."""
+    primary, fallback = backends
+    nginx = start_ingress_nginx([], fallback.address)
+    response, data, _ = post(nginx)
+    assert response.status_code == 200 and response.json()["answered_by"] == "fallback"
+    replay = fallback.received[0]
+    assert replay["path"] == "/classify?top_k=3" and replay["headers"]["X-Code"] == "503"
+    assert replay["headers"]["X-Service-Name"] == "gateway" and replay["version"] == "HTTP/1.1"
+    assert replay["sha256"] == hashlib.sha256(data).hexdigest() and not primary.received

@@ -63,3 +63,26 @@ def test_failover_covers_the_same_codes_and_body_size_as_the_ingress():
     assert failover["errors"]["status"] == ["500-504"]
     assert failover["errors"]["maxRequestBodyBytes"] >= 11 << 20
     assert failover["service"]["name"] == "gateway" and failover["fallback"]["name"] == "gateway-fallback"
+
+
+def test_no_health_check_on_cluster_ip_services():
+    """Traefik v3.7.9 refuses a healthCheck on a non-ExternalName Service and then builds no
+    TraefikService at all (kubernetes_http.go:531-533): the route would answer 404."""
+    import yaml
+
+    failover = next(d for d in yaml.safe_load_all((REPO / "ingress/gateway-api/traefik.yaml").read_text())
+                    if d["kind"] == "TraefikService")["spec"]["failover"]
+    assert "healthCheck" not in failover["service"] and "healthCheck" not in failover["fallback"]
+
+
+def test_the_e2e_traefik_allows_services_without_endpoints():
+    """Else the failover disappears exactly when the gateway has no ready pod (kubernetes_http.go:651)."""
+    import yaml
+
+    traefik = next(d for d in yaml.safe_load_all((REPO / "k8s/e2e/traefik.yaml").read_text())
+                   if d["kind"] == "Deployment")
+    args = traefik["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--providers.kubernetescrd.allowEmptyServices=true" in args
+    gateway = next(d for d in yaml.safe_load_all((REPO / "ingress/gateway-api/gateway.yaml").read_text())
+                   if d["kind"] == "Gateway")
+    assert f"--entryPoints.web.address=:{gateway['spec']['listeners'][0]['port']}" in args

@@ -1,5 +1,6 @@
 """Every manifest and kustomize build validates offline, and every container is hardened."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ from tests.conftest import REPO
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 VALIDATE = str(Path(sys.executable).parent / "kubernetes-validate")
-OVERLAYS = ["gpu", "minikube"]
-KUBERNETES_VERSIONS = ["1.29.0", "1.33.0", "1.37.0"]
+OVERLAYS = ["cpu", "gpu", "minikube"]
+KUBERNETES_VERSIONS = [f"1.{minor}.0" for minor in range(29, 38)]
+PUBLISHED = {"cpu": ["gateway", "fallback", "primary-litert"], "gpu": ["gateway", "fallback", "primary-tfserving"]}
 
 
 def kustomize(overlay: str) -> list[dict]:
@@ -99,11 +101,62 @@ def test_probes_check_what_each_server_means_by_ready(rendered):
 
 
 def test_gpu_only_in_the_gpu_overlay():
-    for overlay, wanted in (("gpu", 1), ("minikube", None)):
+    for overlay, wanted in (("gpu", 1), ("cpu", None), ("minikube", None)):
         primary = next(c for d, c in _containers(kustomize(overlay)) if d["metadata"]["name"] == "primary")
         assert primary["resources"]["limits"].get("nvidia.com/gpu") == wanted, overlay
-        expected_image = "classifier/primary-tfserving:0.1.0" if overlay == "gpu" else "classifier/primary-litert:0.1.0"
-        assert primary["image"] == expected_image
+        assert ("tfserving" in primary["image"]) == (overlay == "gpu"), primary["image"]
+        assert ("env" in primary) == (overlay != "gpu"), "INTERPRETERS/INTERPRETER_THREADS are the LiteRT server's"
+
+
+WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
+
+
+def _published_by_the_workflow(name: str) -> bool:
+    text = WORKFLOW.read_text()
+    return "classifier-${{ matrix.name }}" in text and re.search(rf"\bname: {re.escape(name)}\b", text) is not None
+
+
+def _release_tag_pattern() -> str:
+    """The tag a release v1.2.3 gets: docker/metadata-action's semver {{version}} drops the "v";
+    the bare git ref keeps it."""
+    text = WORKFLOW.read_text()
+    if "type=semver,pattern={{version}}" in text:
+        return r"\d+\.\d+\.\d+"
+    assert "github.ref_name" in text, "how does the publish job tag images?"
+    return r"v\d+\.\d+\.\d+"
+
+
+@pytest.mark.parametrize("overlay", sorted(PUBLISHED))
+def test_published_overlays_use_the_images_the_workflow_publishes(overlay):
+    """ghcr.io/<owner>/classifier-<name>:<release tag>, lower case, names the publish job builds."""
+    images = {c["image"] for _, c in _containers(kustomize(overlay))}
+    names = set()
+    for image in images:
+        match = re.fullmatch(rf"ghcr\.io/([a-z0-9-]+)/classifier-([a-z-]+):({_release_tag_pattern()})", image)
+        assert match, f"{image}: not a name and tag the release workflow publishes"
+        names.add(match.group(2))
+    assert names == set(PUBLISHED[overlay])
+    assert all(map(_published_by_the_workflow, names)), "every image must be one the publish job pushes"
+
+
+def test_minikube_overlay_runs_local_images_only():
+    for _, container in _containers(kustomize("minikube")):
+        assert container["image"].startswith("classifier/") and container["imagePullPolicy"] == "Never"
+
+
+def test_no_apply_scales_a_deployment_under_its_autoscaler(rendered):
+    _, documents, _ = rendered
+    scaled = {d["spec"]["scaleTargetRef"]["name"] for d in documents if d["kind"] == "HorizontalPodAutoscaler"}
+    for document in documents:
+        if document["kind"] == "Deployment" and document["metadata"]["name"] in scaled:
+            assert "replicas" not in document["spec"], f"{document['metadata']['name']}: the HPA owns replicas"
+
+
+def test_the_ingress_is_the_only_entry(rendered):
+    _, documents, _ = rendered
+    for document in documents:
+        if document["kind"] == "Service":
+            assert document["spec"].get("type", "ClusterIP") == "ClusterIP", document["metadata"]["name"]
 
 
 def test_fallback_gateway_is_fallback_only(rendered):
@@ -133,3 +186,17 @@ def test_network_policies_let_only_gateways_reach_model_servers(rendered):
     selected = policy["spec"]["podSelector"]["matchExpressions"][0]["values"]
     allowed = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
     assert sorted(selected) == ["fallback", "primary"] and sorted(allowed) == ["gateway", "gateway-fallback"]
+
+
+def test_the_gpu_overlay_is_what_compose_gpu_yaml_runs():
+    """The same TF-Serving image and GPU sizing as compose's GPU switch (kompose drops the GPU)."""
+    gpu_compose = yaml.safe_load((REPO / "compose.gpu.yaml").read_text().replace("!reset", "").replace("!override", ""))
+    service = gpu_compose["services"]["primary"]
+    primary = next(c for d, c in _containers(kustomize("gpu")) if d["metadata"]["name"] == "primary")
+    repository = service["image"].split(":")[0].split("/")[-1]
+    assert primary["image"].split(":")[0].endswith(f"/classifier-{repository}")
+    limits = service["deploy"]["resources"]["limits"]
+    assert float(primary["resources"]["limits"]["cpu"]) == float(limits["cpus"])
+    assert primary["resources"]["limits"]["memory"] == limits["memory"].replace("G", "Gi")
+    assert service["deploy"]["resources"]["reservations"]["devices"][0]["count"] == 1 == \
+        primary["resources"]["limits"]["nvidia.com/gpu"]
