@@ -16,7 +16,7 @@ PROFILE = ["--profile", "observability"]
 
 @pytest.fixture(scope="module")
 def rendered() -> dict:
-    return config(*PROFILE, files=("compose.yaml", "compose.cpu.yaml"))
+    return config(*PROFILE)
 
 
 def test_profile_adds_prometheus_and_grafana_only_when_asked():
