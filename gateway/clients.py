@@ -20,9 +20,9 @@ import requests
 
 from gateway.settings import BackendSettings
 from protocol import tensors
+from protocol.contract import INPUT_NAME, NUM_CLASSES, SIGNATURE
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 
-NUM_CLASSES = 1000
 _GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 16 << 20),
     ("grpc.max_send_message_length", 64 << 20),
@@ -93,10 +93,10 @@ class GrpcModelClient(_PooledClient):
         super().__init__(settings, workers)
         self._channel = grpc.insecure_channel(settings.target, options=_GRPC_OPTIONS)
         self._stub = tfs_predict_pb2_grpc.PredictionServiceStub(self._channel)
-        self._spec = tfs_predict_pb2.ModelSpec(name=settings.model, signature_name="serving_default")
+        self._spec = tfs_predict_pb2.ModelSpec(name=settings.model, signature_name=SIGNATURE)
 
     def _predict(self, batch: np.ndarray, timeout_s: float) -> Prediction:
-        request = tfs_predict_pb2.PredictRequest(model_spec=self._spec, inputs={"images": tensors.to_proto(batch)})
+        request = tfs_predict_pb2.PredictRequest(model_spec=self._spec, inputs={INPUT_NAME: tensors.to_proto(batch)})
         try:
             response = self._stub.Predict(request, timeout=timeout_s)
         except grpc.RpcError as exc:
@@ -137,7 +137,7 @@ class RestModelClient(_PooledClient):
         self._version: str | None = None  # REST predict answers carry no version; status calls do
 
     def _predict(self, batch: np.ndarray, timeout_s: float) -> Prediction:
-        body = json.dumps({"signature_name": "serving_default", "instances": batch.tolist()})
+        body = json.dumps({"signature_name": SIGNATURE, "instances": batch.tolist()})
         try:
             response = self._session.post(self._predict_url, data=body, timeout=timeout_s,
                                           headers={"Content-Type": "application/json"})

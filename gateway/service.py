@@ -66,19 +66,17 @@ class Service:
         factory = client_factory or (lambda backend: make_client(backend, settings.max_in_flight))
         metrics = Metrics()
         metrics.in_flight_limit.set(settings.max_in_flight)
-        metrics.deadline.set(settings.deadline_ms / 1000)
+        metrics.deadline.set(settings.deadline_s)
 
         def transition(name: str, _old: State, new: State) -> None:
             metrics.circuit_state.labels(name).set(new.value)
             metrics.circuit_transitions.labels(name, new.name.lower()).inc()
 
         backends = {}
+        policy = settings.breaker
         for backend in settings.backends:
-            breaker = CircuitBreaker(
-                backend.role, settings.breaker_failures, settings.breaker_cooldown_ms / 1000,
-                settings.breaker_max_cooldown_ms / 1000,
-                settings.breaker_latency_ms / 1000 if settings.breaker_latency_ms else None,
-                on_transition=transition)
+            breaker = CircuitBreaker(backend.role, policy.failures, policy.cooldown_s, policy.max_cooldown_s,
+                                     policy.latency_bound_s, on_transition=transition)
             metrics.circuit_state.labels(backend.role).set(State.CLOSED.value)
             backends[backend.role] = Backend(backend, factory(backend), breaker)
         return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
@@ -87,7 +85,7 @@ class Service:
                    status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"))
 
     def backend_states(self) -> dict[str, dict]:
-        timeout = self.settings.status_timeout_ms / 1000
+        timeout = self.settings.status_timeout_s
         checks = {role: self.status_pool.submit(b.client.status, timeout) for role, b in self.backends.items()}
         return {role: {"url": b.settings.url, "model": b.settings.model, "state": checks[role].result(),
                        "circuit": b.breaker.state.name.lower()} for role, b in self.backends.items()}

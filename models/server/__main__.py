@@ -22,7 +22,6 @@ from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings, SettingsError
 
-SHUTDOWN_GRACE_S = 5.0
 log = logging.getLogger("models.server")
 
 
@@ -72,7 +71,7 @@ def main() -> int:
         pass
     finally:
         log.info("shutting down")
-        grpc_server.stop(SHUTDOWN_GRACE_S).wait()
+        grpc_server.stop(settings.shutdown_grace_s).wait()
         rest_server.close()
     return 1 if model.error else 0
 

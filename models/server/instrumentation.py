@@ -42,7 +42,8 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             try:
                 return inner(request, context)
             finally:
-                code = context.code() or grpc.StatusCode.OK
+                # ServicerContext.code() exists since grpcio 1.38; types-grpcio does not declare it.
+                code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]
                 self.metrics.record_request(request.model_spec.name, "Predict", "GRPC", code.name,
                                             time.perf_counter() - started)
 

@@ -32,28 +32,29 @@ class Settings:
     interpreter_threads: int
     max_batch: int
     max_request_bytes: int
+    shutdown_grace_s: float  # how long in-flight calls may finish after SIGTERM
     prometheus_path: str | None  # None: no metrics endpoint, as TF-Serving without a monitoring config
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        name = env.get("MODEL_NAME", "").strip()
+        reader = EnvReader(os.environ if env is None else env)
+        name = reader.raw("MODEL_NAME")
         if not name or "/" in name or ":" in name:
             raise SettingsError(f"MODEL_NAME={name!r}: set it to the model's folder name under MODEL_BASE_PATH")
         cores = available_cores()
-        reader = EnvReader(env)
         return cls(
             model_name=name,
-            model_base_path=Path(env.get("MODEL_BASE_PATH", "/models")),
-            model_file=env.get("MODEL_FILE", "model.tflite"),
+            model_base_path=Path(reader.text("MODEL_BASE_PATH", "/models")),
+            model_file=reader.text("MODEL_FILE", "model.tflite"),
             grpc_port=reader.int("GRPC_PORT", 8500, 0, 65535),
             rest_port=reader.int("REST_PORT", 8501, 0, 65535),
-            host=env.get("HOST", "0.0.0.0"),
+            host=reader.text("HOST", "0.0.0.0"),
             interpreters=reader.int("INTERPRETERS", cores, 1, 64),
             interpreter_threads=reader.int("INTERPRETER_THREADS", 1, 1, 64),
             max_batch=reader.int("MAX_BATCH", 64, 1, 4096),
             max_request_bytes=reader.int("MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
-            prometheus_path=prometheus_path(env.get("MONITORING_CONFIG_FILE", "")),
+            shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 5.0, 0.0, 600.0),
+            prometheus_path=prometheus_path(reader.raw("MONITORING_CONFIG_FILE")),
         )
 
 

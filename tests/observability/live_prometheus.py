@@ -10,8 +10,8 @@ from pathlib import Path
 import requests
 import yaml
 
+from local_mode.processes import free_port, wait_until
 from tests.conftest import REPO
-from tests.processes import free_port, wait_until
 from tests.promtool import prometheus_path
 
 RULES = REPO / "observability" / "prometheus" / "rules" / "classifier.rules.yml"

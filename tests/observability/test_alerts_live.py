@@ -18,10 +18,10 @@ import pytest
 import requests
 from PIL import Image
 
+from local_mode.processes import Gateway, ModelServer, serve_tflite, wait_until
 from observability import generate
 from tests.conftest import REPO
 from tests.observability.live_prometheus import Prometheus
-from tests.processes import Gateway, ModelServer, serve_tflite, wait_until
 
 PRIMARY, FALLBACK = "wide_resnet50_2", "mobilenet_v3_large"
 MONITORING = {"MONITORING_CONFIG_FILE": str(REPO / "models" / "primary" / "monitoring.config"), "INTERPRETERS": "1"}
