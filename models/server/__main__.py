@@ -14,6 +14,7 @@ import sys
 import threading
 from types import FrameType
 
+from common.allocator import return_large_blocks_to_the_os
 from common.http_server import create_server
 from common.logs import log_json_to_stdout
 from models.server.grpc_service import create_grpc_server
@@ -27,6 +28,7 @@ log = logging.getLogger("models.server")
 
 def main() -> int:
     log_json_to_stdout()
+    return_large_blocks_to_the_os()
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -42,7 +44,8 @@ def main() -> int:
         rest_server = create_server(
             rest_app, lambda _code, message: {"error": message},
             host=settings.host, port=settings.rest_port, threads=workers, ident="models.server",
-            max_request_body_size=settings.max_request_bytes)
+            max_request_body_size=settings.max_request_bytes, header_timeout_s=10, read_timeout_s=60,
+            asyncore_use_poll=True)
     except (RuntimeError, OSError) as exc:
         print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
               f"{exc}", file=sys.stderr)
