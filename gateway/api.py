@@ -108,7 +108,9 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(_service().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask would append a second "; charset=utf-8" to CONTENT_TYPE_LATEST,
+    # which Go's mime.ParseMediaType refuses (duplicate parameter), so Prometheus 3 fails the scrape.
+    return Response(generate_latest(_service().metrics.registry), content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/openapi.json")

@@ -81,6 +81,8 @@ class Service:
         client with one worker per request allowed in flight."""
         factory = client_factory or (lambda backend: make_client(backend, settings.max_in_flight))
         metrics = Metrics()
+        metrics.in_flight_limit.set(settings.max_in_flight)
+        metrics.deadline.set(settings.deadline_s)
 
         def transition(name: str, _old: State, new: State) -> None:
             metrics.circuit_state.labels(name).set(new.value)

@@ -18,6 +18,7 @@ from common.allocator import return_large_blocks_to_the_os
 from common.http_server import create_server
 from common.logs import log_json_to_stdout
 from models.server.grpc_service import create_grpc_server
+from models.server.instrumentation import instrument_rest
 from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings, SettingsError
@@ -38,8 +39,10 @@ def main() -> int:
     grpc_server = create_grpc_server(model, workers=workers, max_message_bytes=settings.max_request_bytes)
     try:
         grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        rest_app = create_rest_app(model, settings.max_request_bytes)
+        instrument_rest(rest_app, model.metrics, settings.prometheus_path)
         rest_server = create_server(
-            create_rest_app(model, settings.max_request_bytes), lambda _code, message: {"error": message},
+            rest_app, lambda _code, message: {"error": message},
             host=settings.host, port=settings.rest_port, threads=workers, ident="models.server",
             max_request_body_size=settings.max_request_bytes, header_timeout_s=10, read_timeout_s=60,
             asyncore_use_poll=True)

@@ -12,6 +12,7 @@ import numpy as np
 from google.protobuf import any_pb2, wrappers_pb2
 
 from models.server.errors import InvalidArgument, ServingError
+from models.server.instrumentation import MetricsInterceptor
 from models.server.model import LiteRTModel, TensorSpec
 from protocol import tensors
 from protocol.contract import SIGNATURE
@@ -95,7 +96,7 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
 def create_grpc_server(model: LiteRTModel, workers: int, max_message_bytes: int) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        interceptors=[ErrorMappingInterceptor()],
+        interceptors=[MetricsInterceptor(model.metrics), ErrorMappingInterceptor()],
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes)],
         # Past this many queued calls new ones fail fast with RESOURCE_EXHAUSTED instead of waiting.

@@ -18,6 +18,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from models.server.errors import InvalidArgument, NotFound, Unavailable
+from models.server.metrics import ServerMetrics
 from models.server.settings import Settings
 from protocol import tensors
 from protocol.contract import SIGNATURE
@@ -88,6 +89,8 @@ class LiteRTModel:
         # LIFO: under light load the most recently used interpreter (weights warm in cache) serves.
         self._pool: queue.LifoQueue[_Slot] = queue.LifoQueue()
         self._ready = threading.Event()
+        self.metrics = ServerMetrics(self.name)
+        self.metrics.watch(lambda: self.state.value, settings.interpreters)
 
     @property
     def ready(self) -> bool:
@@ -153,9 +156,11 @@ class LiteRTModel:
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         """Run one validated batch as one invocation on a free interpreter."""
-        slot = self._pool.get()
+        with self.metrics.waiting_for_interpreter():
+            slot = self._pool.get()
         try:
-            return slot.run(batch)
+            with self.metrics.invocation(len(batch)):
+                return slot.run(batch)
         finally:
             self._pool.put(slot)
 

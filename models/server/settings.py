@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf import text_format
+
 from common.environment import EnvReader, SettingsError
+from protocol.generated.tfs_monitoring_pb2 import MonitoringConfig
+
+# PrometheusExporter::kPrometheusPath (tensorflow_serving/util/prometheus_exporter.cc)
+DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 
 def available_cores() -> int:
@@ -27,6 +33,7 @@ class Settings:
     max_batch: int
     max_request_bytes: int
     shutdown_grace_s: float  # how long in-flight calls may finish after SIGTERM
+    prometheus_path: str | None  # None: no metrics endpoint, as TF-Serving without a monitoring config
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,4 +54,25 @@ class Settings:
             max_batch=reader.int("MAX_BATCH", 64, 1, 4096),
             max_request_bytes=reader.int("MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
             shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 5.0, 0.0, 600.0),
+            prometheus_path=prometheus_path(reader.raw("MONITORING_CONFIG_FILE")),
         )
+
+
+def prometheus_path(config_file: str) -> str | None:
+    """The metrics path a TF-Serving monitoring config (its --monitoring_config_file) asks for."""
+    if not config_file:
+        return None
+    where = f"MONITORING_CONFIG_FILE={config_file!r}"
+    try:
+        config = text_format.Parse(Path(config_file).read_text(encoding="utf-8"), MonitoringConfig())
+    except OSError as exc:
+        raise SettingsError(f"{where}: cannot read it: {exc.strerror}") from None
+    except text_format.ParseError as exc:
+        raise SettingsError(f"{where}: not a TF-Serving MonitoringConfig in text format: {exc}") from None
+    prometheus = config.prometheus_config
+    if not prometheus.enable:
+        return None
+    path = prometheus.path or DEFAULT_PROMETHEUS_PATH
+    if not path.startswith("/") or path.startswith("/v1/"):
+        raise SettingsError(f"{where}: prometheus_config.path {path!r} must start with '/' and not with '/v1/'")
+    return path

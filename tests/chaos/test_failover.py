@@ -125,8 +125,8 @@ def test_primary_serves_again_after_recovery(proxy, fallback, start_gateway, pho
     assert body["model"] == PRIMARY and body["fallback"] is False
     assert requests.get(f"{gateway.url}/readyz").json()["backends"]["primary"]["circuit"] == "closed"
     metrics = requests.get(f"{gateway.url}/metrics").text
-    assert 'circuit_transitions_total{backend="primary",to="open"}' in metrics
-    assert 'circuit_transitions_total{backend="primary",to="closed"}' in metrics
+    assert 'gateway_circuit_transitions_total{backend="primary",state="open"}' in metrics
+    assert 'gateway_circuit_transitions_total{backend="primary",state="closed"}' in metrics
 
 
 def test_load_shedding_refuses_past_the_in_flight_limit(proxy, fallback, start_gateway, photo):

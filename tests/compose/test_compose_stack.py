@@ -133,3 +133,14 @@ def test_edge_profile_fails_over_to_the_fallback_gateway(stack):
     finally:
         compose("start", "gateway")
         compose("up", "--wait", "--wait-timeout", "120", "-d", "gateway", timeout=200)
+
+
+def test_model_server_images_serve_tfserving_metrics(stack):
+    """The images carry monitoring.config, so Prometheus's compose job finds the TF-Serving path.
+    (Requests are counted already: the healthchecks ask the REST status endpoint.)"""
+    fetch = ("import urllib.request; print(urllib.request.urlopen("
+             "'http://127.0.0.1:8501/monitoring/prometheus/metrics', timeout=5).read().decode())")
+    for service, model in (("primary", "wide_resnet50_2"), ("fallback", "mobilenet_v3_large")):
+        text = compose("exec", "-T", service, "python", "-c", fetch).stdout
+        assert f'litert_model_state{{model_name="{model}",state="AVAILABLE"}} 1.0' in text, service
+        assert ":tensorflow:serving:request_count{" in text, service

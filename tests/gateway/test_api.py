@@ -171,12 +171,12 @@ def test_metrics_count_requests_fallbacks_and_latency(make_app, jpeg):
     upload(client, jpeg)
     client.post("/classify", data=b"cat", content_type="text/plain")
     text = client.get("/metrics").get_data(as_text=True)
-    assert 'classify_requests_total{model="mobilenet_v3_large",status="200"} 1.0' in text
-    assert 'classify_requests_total{model="none",status="415"} 1.0' in text
-    assert 'classify_fallbacks_total{reason="error"} 1.0' in text
-    assert 'classify_stage_seconds_count{stage="decode"} 1.0' in text
-    assert 'backend_request_seconds_count{backend="primary",outcome="error"} 1.0' in text
-    assert 'circuit_state{backend="primary"} 0.0' in text
+    assert 'gateway_classify_requests_total{code="200",model="mobilenet_v3_large"} 1.0' in text
+    assert 'gateway_classify_requests_total{code="415",model="none"} 1.0' in text
+    assert 'gateway_fallback_answers_total{reason="error"} 1.0' in text
+    assert 'gateway_stage_duration_seconds_count{stage="decode"} 1.0' in text
+    assert 'gateway_backend_request_duration_seconds_count{backend="primary",outcome="error"} 1.0' in text
+    assert 'gateway_circuit_state{backend="primary"} 0.0' in text
 
 
 def test_every_classify_answer_is_counted_once_and_other_paths_never(make_app, jpeg, monkeypatch):
@@ -194,9 +194,9 @@ def test_every_classify_answer_is_counted_once_and_other_paths_never(make_app, j
     assert client.get("/readyz").status_code == 500
     assert client.get("/readyz").get_json()["error"]["code"] == "internal_error"
     text = client.get("/metrics").get_data(as_text=True)
-    counted = [line for line in text.splitlines() if line.startswith("classify_requests_total")]
-    assert sorted(counted) == ['classify_requests_total{model="none",status="405"} 1.0',
-                               'classify_requests_total{model="none",status="500"} 1.0']
+    counted = [line for line in text.splitlines() if line.startswith("gateway_classify_requests_total")]
+    assert sorted(counted) == ['gateway_classify_requests_total{code="405",model="none"} 1.0',
+                               'gateway_classify_requests_total{code="500",model="none"} 1.0']
 
 
 def test_each_backend_gets_its_own_resize_policy(make_app, jpeg):

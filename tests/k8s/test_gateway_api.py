@@ -4,6 +4,7 @@ kubernetes-validate only warns on unknown kinds, so the CRDs are checked with th
 @kubernetes-models ships (generated from the CRDs), installed from npm into .cache/ on first use.
 """
 
+import json
 import shutil
 import subprocess
 
@@ -23,7 +24,8 @@ def validator():
     TARGET.mkdir(parents=True, exist_ok=True)
     for name in ("package.json", "validate_crds.mjs"):
         shutil.copy(SOURCE / name, TARGET / name)
-    if not (TARGET / "node_modules" / "@kubernetes-models" / "traefik").exists():
+    wanted = json.loads((SOURCE / "package.json").read_text())["dependencies"]
+    if not all((TARGET / "node_modules" / name).exists() for name in wanted):
         result = subprocess.run(["npm", "install", "--no-package-lock", "--no-audit", "--no-fund", "--silent"],
                                 cwd=TARGET, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from models.server.settings import Settings, SettingsError
+from models.server.settings import DEFAULT_PROMETHEUS_PATH, Settings, SettingsError, prometheus_path
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -20,3 +21,27 @@ def test_settings_errors_name_the_variable(env, message):
 def test_drain_grace_is_a_setting():
     assert Settings.from_env({"MODEL_NAME": "m"}).shutdown_grace_s == 5.0
     assert Settings.from_env({"MODEL_NAME": "m", "SHUTDOWN_GRACE_S": "0.5"}).shutdown_grace_s == 0.5
+
+
+def test_monitoring_config_in_tfserving_format(tmp_path):
+    assert prometheus_path(str(REPO / "models" / "primary" / "monitoring.config")) == DEFAULT_PROMETHEUS_PATH
+    custom = tmp_path / "monitoring.config"
+    custom.write_text('prometheus_config { enable: true, path: "/metrics" }\n')
+    assert prometheus_path(str(custom)) == "/metrics"
+    custom.write_text("prometheus_config { enable: false }\n")
+    assert prometheus_path(str(custom)) is None
+    assert prometheus_path("") is None
+
+
+@pytest.mark.parametrize("text", ["prometheus_config { enable: yes }", "prometheus { enable: true }",
+                                  'prometheus_config { enable: true, path: "metrics" }'])
+def test_bad_monitoring_config_names_the_variable(tmp_path, text):
+    bad = tmp_path / "monitoring.config"
+    bad.write_text(text)
+    with pytest.raises(SettingsError, match="MONITORING_CONFIG_FILE="):
+        prometheus_path(str(bad))
+
+
+def test_missing_monitoring_config_names_the_variable(tmp_path):
+    with pytest.raises(SettingsError, match="MONITORING_CONFIG_FILE=.*cannot read"):
+        prometheus_path(str(tmp_path / "absent.config"))

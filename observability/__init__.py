@@ -1,0 +1,1 @@
+"""Prometheus configuration and rules, the Grafana dashboard and its generator."""
