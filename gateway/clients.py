@@ -63,8 +63,11 @@ class ModelClient(Protocol):
 
 def check_output(probabilities: np.ndarray, batch_size: int) -> np.ndarray:
     if probabilities.shape != (batch_size, NUM_CLASSES) or not np.isfinite(probabilities).all():
-        raise BackendError("error", f"malformed answer: shape {list(probabilities.shape)}, "
-                                    f"expected [{batch_size}, {NUM_CLASSES}] finite values")
+        raise BackendError(
+            "error",
+            f"malformed answer: shape {list(probabilities.shape)}, "
+            f"expected [{batch_size}, {NUM_CLASSES}] finite values",
+        )
     return probabilities.astype(np.float32, copy=False)
 
 
@@ -113,9 +116,12 @@ class GrpcModelClient(_PooledClient):
 
     def status(self, timeout_s: float) -> str:
         try:
-            self._stub.GetModelMetadata(tfs_predict_pb2.GetModelMetadataRequest(
-                model_spec=tfs_predict_pb2.ModelSpec(name=self.settings.model), metadata_field=["signature_def"]),
-                timeout=timeout_s)
+            self._stub.GetModelMetadata(
+                tfs_predict_pb2.GetModelMetadataRequest(
+                    model_spec=tfs_predict_pb2.ModelSpec(name=self.settings.model), metadata_field=["signature_def"]
+                ),
+                timeout=timeout_s,
+            )
             return "AVAILABLE"
         except grpc.RpcError as exc:
             return f"UNAVAILABLE ({exc.code().name})"
@@ -139,8 +145,9 @@ class RestModelClient(_PooledClient):
     def _predict(self, batch: np.ndarray, timeout_s: float) -> Prediction:
         body = json.dumps({"signature_name": SIGNATURE, "instances": batch.tolist()})
         try:
-            response = self._session.post(self._predict_url, data=body, timeout=timeout_s,
-                                          headers={"Content-Type": "application/json"})
+            response = self._session.post(
+                self._predict_url, data=body, timeout=timeout_s, headers={"Content-Type": "application/json"}
+            )
         except requests.Timeout as exc:
             raise BackendError("timeout", str(exc)) from None
         except requests.ConnectionError as exc:

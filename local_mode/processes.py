@@ -48,9 +48,13 @@ class Service:
 
     def start(self) -> Service:
         self._log = self.log_path.open("ab") if self.log_path else None
-        self.process = subprocess.Popen([sys.executable, *self.args], cwd=REPO, stdout=self._log,
-                                        stderr=subprocess.STDOUT if self._log else None,
-                                        env={**os.environ, "PYTHONPATH": str(REPO), **self.env})
+        self.process = subprocess.Popen(
+            [sys.executable, *self.args],
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+            env={**os.environ, "PYTHONPATH": str(REPO), **self.env},
+        )
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
@@ -80,9 +84,18 @@ class ModelServer(Service):
     def __init__(self, base: Path, name: str, log: Path | None, **env: str):
         self.name = name
         self.grpc_port, self.rest_port = free_port(), free_port()
-        super().__init__(["-m", "models.server"], {
-            "MODEL_NAME": name, "MODEL_BASE_PATH": str(base), "HOST": "127.0.0.1",
-            "GRPC_PORT": str(self.grpc_port), "REST_PORT": str(self.rest_port), **env}, log)
+        super().__init__(
+            ["-m", "models.server"],
+            {
+                "MODEL_NAME": name,
+                "MODEL_BASE_PATH": str(base),
+                "HOST": "127.0.0.1",
+                "GRPC_PORT": str(self.grpc_port),
+                "REST_PORT": str(self.rest_port),
+                **env,
+            },
+            log,
+        )
 
     @property
     def rest(self) -> str:
@@ -95,8 +108,12 @@ class ModelServer(Service):
     def start(self, timeout: float = 60) -> ModelServer:
         super().start()
         url = f"{self.rest}/v1/models/{self.name}"
-        wait_until(lambda: requests.get(url, timeout=1).json()["model_version_status"][0]["state"] == "AVAILABLE",
-                   timeout, f"{self.name} AVAILABLE", self.process)
+        wait_until(
+            lambda: requests.get(url, timeout=1).json()["model_version_status"][0]["state"] == "AVAILABLE",
+            timeout,
+            f"{self.name} AVAILABLE",
+            self.process,
+        )
         return self
 
 

@@ -32,9 +32,22 @@ def exported_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(reuse)
     out = tmp_path_factory.mktemp("models")
     subprocess.run(
-        [sys.executable, "-m", "models.export", "--model", "all", "--weights", "random", "--seed", "0",
-         "--out", str(out)],
-        cwd=REPO, check=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "models.export",
+            "--model",
+            "all",
+            "--weights",
+            "random",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        check=True,
+        timeout=900,
     )
     return out
 
@@ -62,16 +75,20 @@ def torch():
     """torch is kept out of Pipfile.lock (its resolved wheel is machine-specific): install on demand."""
     try:
         import torch as module
+
         return module
     except ImportError:
         pass
     if not (TORCH_TARGET / "torch").exists():
         result = subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--target", str(TORCH_TARGET), f"torch=={TORCH_VERSION}"],
-            capture_output=True, text=True, timeout=900,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         if result.returncode != 0:
             pytest.skip(f"torch=={TORCH_VERSION} could not be installed: {result.stderr.strip()[-300:]}")
     sys.path.append(str(TORCH_TARGET))
     import torch as module
+
     return module

@@ -42,13 +42,22 @@ def main() -> int:
         rest_app = create_rest_app(model, settings.max_request_bytes)
         instrument_rest(rest_app, model.metrics, settings.prometheus_path)
         rest_server = create_server(
-            rest_app, lambda _code, message: {"error": message},
-            host=settings.host, port=settings.rest_port, threads=workers, ident="models.server",
-            max_request_body_size=settings.max_request_bytes, header_timeout_s=10, read_timeout_s=60,
-            asyncore_use_poll=True)
+            rest_app,
+            lambda _code, message: {"error": message},
+            host=settings.host,
+            port=settings.rest_port,
+            threads=workers,
+            ident="models.server",
+            max_request_body_size=settings.max_request_bytes,
+            header_timeout_s=10,
+            read_timeout_s=60,
+            asyncore_use_poll=True,
+        )
     except (RuntimeError, OSError) as exc:
-        print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
-              f"{exc}", file=sys.stderr)
+        print(
+            f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: {exc}",
+            file=sys.stderr,
+        )
         return 2
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -65,8 +74,14 @@ def main() -> int:
             _thread.interrupt_main()
 
     grpc_server.start()
-    log.info("serving %s: gRPC on %s:%s, REST on %s:%s", settings.model_name, settings.host, grpc_port,
-             settings.host, rest_server.effective_port)
+    log.info(
+        "serving %s: gRPC on %s:%s, REST on %s:%s",
+        settings.model_name,
+        settings.host,
+        grpc_port,
+        settings.host,
+        rest_server.effective_port,
+    )
     try:
         threading.Thread(target=load, name="load", daemon=True).start()  # inside: it may interrupt at once
         rest_server.run()

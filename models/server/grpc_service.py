@@ -42,8 +42,8 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                 context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
 
         return grpc.unary_unary_rpc_method_handler(
-            guarded, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            guarded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
 
 def _version(spec: tfs_predict_pb2.ModelSpec) -> int | None:
@@ -57,10 +57,15 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
         self.model = model
 
     def _spec(self) -> tfs_predict_pb2.ModelSpec:
-        return tfs_predict_pb2.ModelSpec(name=self.model.name, signature_name=SIGNATURE,
-                                     version=wrappers_pb2.Int64Value(value=self.model.version or 0))
+        return tfs_predict_pb2.ModelSpec(
+            name=self.model.name,
+            signature_name=SIGNATURE,
+            version=wrappers_pb2.Int64Value(value=self.model.version or 0),
+        )
 
-    def Predict(self, request: tfs_predict_pb2.PredictRequest, context: grpc.ServicerContext) -> tfs_predict_pb2.PredictResponse:
+    def Predict(
+        self, request: tfs_predict_pb2.PredictRequest, context: grpc.ServicerContext
+    ) -> tfs_predict_pb2.PredictResponse:
         model = self.model
         model.check(request.model_spec.name, _version(request.model_spec))
         assert model.output is not None
@@ -77,11 +82,11 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
             return tensors.to_array(next(iter(request.inputs.values())), max_elements=limit)
 
         result = model.infer(request.model_spec.signature_name, read_batch)
-        return tfs_predict_pb2.PredictResponse(model_spec=self._spec(),
-                                           outputs={output: tensors.to_proto(result)})
+        return tfs_predict_pb2.PredictResponse(model_spec=self._spec(), outputs={output: tensors.to_proto(result)})
 
-    def GetModelMetadata(self, request: tfs_predict_pb2.GetModelMetadataRequest,
-                         context: grpc.ServicerContext) -> tfs_predict_pb2.GetModelMetadataResponse:
+    def GetModelMetadata(
+        self, request: tfs_predict_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    ) -> tfs_predict_pb2.GetModelMetadataResponse:
         model = self.model
         model.check(request.model_spec.name, _version(request.model_spec))
         fields = set(request.metadata_field)
@@ -89,16 +94,17 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
             raise InvalidArgument("metadata_field must be exactly ['signature_def']")
         packed = any_pb2.Any()
         packed.Pack(tfs_predict_pb2.SignatureDefMap(signature_def={SIGNATURE: model.signature_def()}))
-        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=self._spec(),
-                                                    metadata={"signature_def": packed})
+        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=self._spec(), metadata={"signature_def": packed})
 
 
 def create_grpc_server(model: LiteRTModel, workers: int, max_message_bytes: int) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         interceptors=[MetricsInterceptor(model.metrics), ErrorMappingInterceptor()],
-        options=[("grpc.max_receive_message_length", max_message_bytes),
-                 ("grpc.max_send_message_length", max_message_bytes)],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
         # Past this many queued calls new ones fail fast with RESOURCE_EXHAUSTED instead of waiting.
         maximum_concurrent_rpcs=workers * 4,
     )

@@ -29,8 +29,9 @@ def _json(body: Any, status: int = 200) -> Response:
 
 def metadata(model: LiteRTModel) -> dict[str, Any]:
     # TF-Serving's REST metadata is the gRPC answer printed as proto3 JSON, default values included.
-    signature = json_format.MessageToDict(model.signature_def(), preserving_proto_field_name=True,
-                                          always_print_fields_with_no_presence=True)
+    signature = json_format.MessageToDict(
+        model.signature_def(), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     return {
         "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
         "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
@@ -43,9 +44,11 @@ def _status(model: LiteRTModel, version: int | None) -> dict[str, Any]:
     error = {"error_code": "OK", "error_message": ""}
     if model.error:
         error = {"error_code": "UNKNOWN", "error_message": model.error}
-    return {"model_version_status": [
-        {"version": str(model.version or version or 0), "state": model.state.value, "status": error}
-    ]}
+    return {
+        "model_version_status": [
+            {"version": str(model.version or version or 0), "state": model.state.value, "status": error}
+        ]
+    }
 
 
 def _version(text: str | None) -> int | None:
@@ -100,7 +103,9 @@ def _read_batch(body: dict[str, Any], spec: TensorSpec) -> np.ndarray:
 
 def create_rest_app(model: LiteRTModel, max_request_bytes: int) -> Flask:
     app = Flask(__name__)
-    app.url_map.merge_slashes = False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
+    app.url_map.merge_slashes = (
+        False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
+    )
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
 
     @app.get("/v1/models/<path:rest>")

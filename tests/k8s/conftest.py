@@ -17,8 +17,24 @@ import pytest
 
 from tests.conftest import REPO
 
-SYSTEM_TOOLS = ["bash", "env", "python3", "mktemp", "cat", "rm", "sleep", "seq", "wc", "awk", "sort", "uniq",
-                "tr", "cut", "grep", "dirname"]
+SYSTEM_TOOLS = [
+    "bash",
+    "env",
+    "python3",
+    "mktemp",
+    "cat",
+    "rm",
+    "sleep",
+    "seq",
+    "wc",
+    "awk",
+    "sort",
+    "uniq",
+    "tr",
+    "cut",
+    "grep",
+    "dirname",
+]
 FAKES = {
     "minikube": """case "$1" in
   status) exit "${FAKE_MINIKUBE_STATUS:-0}" ;;
@@ -62,13 +78,25 @@ class Tools:
             (self.root / "fake" / tool).unlink()
 
     def run(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", str(REPO / "k8s" / script), *args], cwd=REPO, capture_output=True, text=True,
-                              timeout=60, env={**self.env, **env})
+        return subprocess.run(
+            ["bash", str(REPO / "k8s" / script), *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**self.env, **env},
+        )
 
     def bash(self, code: str) -> subprocess.CompletedProcess:
         """``code`` with k8s/lib.sh sourced, from the repository root."""
-        return subprocess.run(["bash", "-c", f"set -euo pipefail; . k8s/lib.sh; {code}"], cwd=REPO,
-                              capture_output=True, text=True, timeout=60, env=self.env)
+        return subprocess.run(
+            ["bash", "-c", f"set -euo pipefail; . k8s/lib.sh; {code}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=self.env,
+        )
 
 
 @pytest.fixture

@@ -22,8 +22,12 @@ from tests.models.server.conftest import MOBILENET
 
 
 def _predict(stub, images, timeout=30):
-    response = stub.Predict(tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET),
-                                                       inputs={"images": tensors.to_proto(images)}), timeout=timeout)
+    response = stub.Predict(
+        tfs_predict_pb2.PredictRequest(
+            model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET), inputs={"images": tensors.to_proto(images)}
+        ),
+        timeout=timeout,
+    )
     return tensors.to_array(response.outputs["probabilities"])
 
 
@@ -98,9 +102,14 @@ def test_concurrent_requests_get_their_own_answers(server, stub, reference):
 
 
 def _run_server(env, timeout=30):
-    return subprocess.run([sys.executable, "-m", "models.server"], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={"PATH": "/usr/bin:/bin", "HOST": "127.0.0.1", "GRPC_PORT": "0",
-                                                "REST_PORT": "0", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "models.server"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", "HOST": "127.0.0.1", "GRPC_PORT": "0", "REST_PORT": "0", **env},
+    )
 
 
 def test_missing_model_makes_the_process_exit_with_the_reason(tmp_path):

@@ -45,17 +45,35 @@ print(json.dumps({"probabilities": probabilities.tolist(), "version": response.m
 @pytest.fixture(scope="module")
 def tfserving_api():
     if not (TARGET / "tensorflow_serving").exists():
-        result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(TARGET),
-                                 f"tensorflow-serving-api=={VERSION}"], capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(TARGET),
+                f"tensorflow-serving-api=={VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if result.returncode != 0:
             pytest.skip(f"tensorflow-serving-api=={VERSION} could not be installed: {result.stderr[-300:]}")
     return TARGET
 
 
 def test_tfserving_client_predicts_and_reads_metadata(server, tfserving_api, reference):
-    result = subprocess.run([sys.executable, "-c", CLIENT, server.grpc_target, str(tfserving_api), MOBILENET],
-                            capture_output=True, text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3",
-                                                                               "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT, server.grpc_target, str(tfserving_api), MOBILENET],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     images = np.random.default_rng(5).integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
