@@ -17,7 +17,7 @@ need_shellcheck() {
   exit 1
 }
 
-lint_ruff() { "$bin/ruff" check .; }
+lint_ruff() { "$bin/ruff" check . && "$bin/ruff" format --check .; }
 # mypy: the typed packages listed in pyproject.toml ([tool.mypy] files).
 lint_mypy() { "$bin/mypy"; }
 lint_hadolint() { git ls-files -z '*Dockerfile' | xargs -0 "$bin/hadolint"; }

@@ -15,6 +15,19 @@ TORCH_TARGET = REPO / ".cache" / "torch"
 TORCH_VERSION = "2.13.0"
 
 
+# What makes a test slow: a real process, a model export, TensorFlow or torch, a container or nginx.
+SLOW_FIXTURES = {"exported_models", "efficientnet", "torch", "tfserving_api"}
+SLOW_PACKAGES = {"chaos", "compose", "fuzz", "ingress", "local_mode", "tfserving"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tests ``slow`` (``scripts/test.sh -m "not slow"`` skips them; CI runs all)."""
+    for item in items:
+        package = item.path.relative_to(REPO / "tests").parts[0]
+        if package in SLOW_PACKAGES or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
 def tracked_files(*patterns: str) -> list[str]:
     """The files git tracks that match ``patterns``: checks that list them cannot miss a new one."""
     listed = subprocess.run(["git", "ls-files", *patterns], cwd=REPO, capture_output=True, text=True, check=True)
