@@ -27,6 +27,17 @@ BASE_ENV = {
 }
 
 
+def hedging(min_ms, max_ms, fraction, **env):
+    """Settings that turn hedging on with the primary's p95 clamped to [min_ms, max_ms]."""
+    return {
+        "HEDGE": "true",
+        "HEDGE_MIN_MS": str(min_ms),
+        "HEDGE_MAX_MS": str(max_ms),
+        "HEDGE_MAX_FRACTION": str(fraction),
+        **env,
+    }
+
+
 def make_router(primary=None, fallback=None, **env):
     settings = Settings.from_env({**BASE_ENV, **env})
     clock = SteppedClock()
@@ -96,9 +107,7 @@ def test_primary_timeout_setting_caps_its_budget():
 
 
 def test_hedging_asks_the_fallback_when_the_primary_is_slow():
-    router, backends = make_router(
-        {"delay_s": 0.6}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50", HEDGE_MAX_MS="100", HEDGE_MAX_FRACTION="1"
-    )
+    router, backends = make_router({"delay_s": 0.6}, {"delay_s": 0.01}, **hedging(50, 100, 1))
     outcome, elapsed = classify(router)
     assert (outcome.fallback, outcome.fallback_reason, outcome.hedged) == (True, "timeout", True)
     # hedge at 100 ms (no p95 yet: the upper bound), fallback answers at 110 ms, 20 ms grace for the primary
@@ -123,11 +132,7 @@ def test_primary_within_the_grace_window_wins_over_the_fallback():
     router, _ = make_router(
         {"delay_s": 0.14},
         {"delay_s": 0.01},
-        HEDGE="true",
-        HEDGE_MIN_MS="100",
-        HEDGE_MAX_MS="100",
-        HEDGE_MAX_FRACTION="1",
-        PRIMARY_GRACE_MS="100",
+        **hedging(100, 100, 1, PRIMARY_GRACE_MS="100"),
     )
     outcome, _ = classify(router)
     assert (outcome.fallback, outcome.hedged) == (False, True)
@@ -138,10 +143,7 @@ def test_hedging_is_capped():
     router, backends = make_router(
         {"delay_s": 0.25},
         {"delay_s": 0.01},
-        HEDGE="true",
-        HEDGE_MIN_MS="20",
-        HEDGE_MAX_MS="20",
-        HEDGE_MAX_FRACTION="0.02",
+        **hedging(20, 20, 0.02),
     )
     results = [classify(router)[0] for _ in range(5)]
     assert [r.hedged for r in results] == [True, True, False, False, False]
@@ -194,9 +196,7 @@ def test_slow_fallback_cannot_exceed_the_deadline():
 
 
 def test_a_half_open_probe_is_always_hedged():
-    router, backends = make_router(
-        {"delay_s": 0.6}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50", HEDGE_MAX_MS="50", HEDGE_MAX_FRACTION="0"
-    )
+    router, backends = make_router({"delay_s": 0.6}, {"delay_s": 0.01}, **hedging(50, 50, 0))
     breaker = backends["primary"].breaker = CircuitBreaker(
         "primary", 3, cooldown_s=0.0, max_cooldown_s=0.0, clock=router.clock
     )
@@ -205,7 +205,5 @@ def test_a_half_open_probe_is_always_hedged():
     assert breaker.state == State.OPEN
     outcome, elapsed = classify(router)  # cool-down over: this request is the probe
     assert outcome.hedged and outcome.fallback and elapsed == pytest.approx(0.08)  # 50 ms hedge + 10 + 20 grace
-    unhedged, _ = make_router(
-        {"delay_s": 0.3}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50", HEDGE_MAX_MS="50", HEDGE_MAX_FRACTION="0"
-    )
+    unhedged, _ = make_router({"delay_s": 0.3}, {"delay_s": 0.01}, **hedging(50, 50, 0))
     assert classify(unhedged)[0].hedged is False, "ordinary requests respect a zero cap"
