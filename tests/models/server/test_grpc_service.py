@@ -51,6 +51,16 @@ def test_predict_with_version_and_output_filter(stub, images):
     assert tensors.to_array(response.outputs["probabilities"]).shape == (2, 1000)
 
 
+def uint8_request(shape, **tensor_fields):
+    """A request whose one input is a DT_UINT8 TensorProto of ``shape`` built field by field."""
+    tensor = tfs_tensor_pb2.TensorProto(
+        dtype=tfs_types_pb2.DT_UINT8, tensor_shape=tensors.shape_proto(shape), **tensor_fields
+    )
+    return tfs_predict_pb2.PredictRequest(
+        model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET), inputs={"images": tensor}
+    )
+
+
 @pytest.mark.parametrize(
     ("build", "code", "message"),
     [
@@ -82,41 +92,18 @@ def test_predict_with_version_and_output_filter(stub, images):
             "logits",
         ),
         (
-            lambda im: tfs_predict_pb2.PredictRequest(
-                model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET),
-                inputs={
-                    "images": tfs_tensor_pb2.TensorProto(
-                        dtype=tfs_types_pb2.DT_UINT8,
-                        tensor_shape=tensors.shape_proto([1, 224, 224, 3]),
-                        tensor_content=b"short",
-                    )
-                },
-            ),
+            lambda im: uint8_request([1, 224, 224, 3], tensor_content=b"short"),
             grpc.StatusCode.INVALID_ARGUMENT,
             "tensor_content holds 5 bytes",
         ),
         (
-            lambda im: tfs_predict_pb2.PredictRequest(
-                model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET),
-                inputs={
-                    "images": tfs_tensor_pb2.TensorProto(
-                        dtype=tfs_types_pb2.DT_UINT8, tensor_shape=tensors.shape_proto([10**6, 224, 224, 3])
-                    )
-                },
-            ),
+            lambda im: uint8_request([10**6, 224, 224, 3]),
             grpc.StatusCode.INVALID_ARGUMENT,
             "exceeds the limit",
         ),
         # The int64 product of these dimensions wraps to 0: the old code answered INTERNAL.
         (
-            lambda im: tfs_predict_pb2.PredictRequest(
-                model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET),
-                inputs={
-                    "images": tfs_tensor_pb2.TensorProto(
-                        dtype=tfs_types_pb2.DT_UINT8, tensor_shape=tensors.shape_proto([2**62, 224, 224, 3])
-                    )
-                },
-            ),
+            lambda im: uint8_request([2**62, 224, 224, 3]),
             grpc.StatusCode.INVALID_ARGUMENT,
             "overflows int64",
         ),
