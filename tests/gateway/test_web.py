@@ -99,9 +99,9 @@ def test_the_page_its_files_and_the_docs_are_served_without_counting_as_classify
     counted = [
         line
         for line in client.get("/metrics").get_data(as_text=True).splitlines()
-        if line.startswith("classify_requests_total")
+        if line.startswith("gateway_classify_requests_total")
     ]
-    assert counted == ['classify_requests_total{model="none",status="415"} 1.0']
+    assert counted == ['gateway_classify_requests_total{code="415",model="none"} 1.0']
 
 
 def wait_for(browser, css: str, count: int = 1):
