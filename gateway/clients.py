@@ -88,10 +88,21 @@ class _PooledClient:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _channel(settings: BackendSettings) -> grpc.Channel:
+    tls = settings.tls
+    if tls is None:
+        return grpc.insecure_channel(settings.target, options=_GRPC_OPTIONS)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.ca.read_bytes(),
+        private_key=tls.key.read_bytes() if tls.key else None,
+        certificate_chain=tls.cert.read_bytes() if tls.cert else None)
+    return grpc.secure_channel(settings.target, credentials, options=_GRPC_OPTIONS)
+
+
 class GrpcModelClient(_PooledClient):
     def __init__(self, settings: BackendSettings, workers: int = 16):
         super().__init__(settings, workers)
-        self._channel = grpc.insecure_channel(settings.target, options=_GRPC_OPTIONS)
+        self._channel = _channel(settings)
         self._stub = tfs_predict_pb2_grpc.PredictionServiceStub(self._channel)
         self._spec = tfs_predict_pb2.ModelSpec(name=settings.model, signature_name="serving_default")
 
@@ -132,6 +143,12 @@ class RestModelClient(_PooledClient):
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=workers, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
+        # Per call, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        self._tls: dict = {}
+        if settings.tls is not None:
+            self._tls["verify"] = str(settings.tls.ca)
+            if settings.tls.cert and settings.tls.key:
+                self._tls["cert"] = (str(settings.tls.cert), str(settings.tls.key))
         self._predict_url = f"{settings.target}/v1/models/{settings.model}:predict"
         self._status_url = f"{settings.target}/v1/models/{settings.model}"
         self._version: str | None = None  # REST predict answers carry no version; status calls do
@@ -140,7 +157,7 @@ class RestModelClient(_PooledClient):
         body = json.dumps({"signature_name": "serving_default", "instances": batch.tolist()})
         try:
             response = self._session.post(self._predict_url, data=body, timeout=timeout_s,
-                                          headers={"Content-Type": "application/json"})
+                                          headers={"Content-Type": "application/json"}, **self._tls)
         except requests.Timeout as exc:
             raise BackendError("timeout", str(exc)) from None
         except requests.ConnectionError as exc:
@@ -156,7 +173,7 @@ class RestModelClient(_PooledClient):
 
     def status(self, timeout_s: float) -> str:
         try:
-            response = self._session.get(self._status_url, timeout=timeout_s)
+            response = self._session.get(self._status_url, timeout=timeout_s, **self._tls)
             versions = response.json()["model_version_status"]
             available = [str(v["version"]) for v in versions if v["state"] == "AVAILABLE"]
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:

@@ -3,12 +3,16 @@
 Each backend is ``<ROLE>_URL`` (``grpc://host:8500`` or ``http://host:8501``), ``<ROLE>_MODEL`` and a
 resize policy (``<ROLE>_RESIZE_SHORTER``, ``<ROLE>_INTERPOLATION``, or ``<ROLE>_MANIFEST`` naming an
 export's manifest.json), for ROLE in PRIMARY and FALLBACK. Either backend may be left out, not both.
+``<ROLE>_TLS_CA`` (PEM file) turns on TLS to that backend, verified against that CA;
+``<ROLE>_TLS_CERT`` and ``<ROLE>_TLS_KEY`` add the client certificate a server with
+``client_verify`` requires (mutual TLS).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,6 +26,13 @@ DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "imagenet1k_labels.j
 
 
 @dataclass(frozen=True)
+class ClientTls:
+    ca: Path  # the CA the backend's certificate must chain to
+    cert: Path | None  # client certificate and key, for servers that require one
+    key: Path | None
+
+
+@dataclass(frozen=True)
 class BackendSettings:
     role: str  # "primary" or "fallback"
     url: str
@@ -29,6 +40,7 @@ class BackendSettings:
     target: str  # host:port for gRPC, base URL for REST
     model: str
     policy: ResizePolicy
+    tls: ClientTls | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +144,39 @@ def _backend(reader: EnvReader, role: str) -> BackendSettings | None:
         raise SettingsError(f"{prefix}_MODEL is required with {prefix}_URL (the TF-Serving model name)")
     protocol = "grpc" if parts.scheme == "grpc" else "rest"
     target = f"{parts.hostname}:{port}" if protocol == "grpc" else f"{parts.scheme}://{parts.hostname}:{port}"
-    return BackendSettings(role, url, protocol, target, model, _policy(reader, prefix))
+    tls = _tls(reader, prefix, parts.scheme)
+    return BackendSettings(role, url, protocol, target, model, _policy(reader, prefix), tls)
+
+
+def _tls(reader: EnvReader, prefix: str, scheme: str) -> ClientTls | None:
+    """Check the CA, certificate and key load as OpenSSL will load them for every connection."""
+    ca, cert, key = (reader.raw(f"{prefix}_TLS_{part}") for part in ("CA", "CERT", "KEY"))
+    if bool(cert) != bool(key):
+        raise SettingsError(f"{prefix}_TLS_CERT and {prefix}_TLS_KEY go together: set both or neither")
+    if not ca:
+        if cert:
+            raise SettingsError(f"{prefix}_TLS_CERT needs {prefix}_TLS_CA, the CA the server's certificate chains to")
+        return None
+    if scheme == "http":
+        raise SettingsError(f"{prefix}_TLS_CA is set but {prefix}_URL is http://; use https:// (or grpc://)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=ca)
+    except ssl.SSLError:  # an OSError too: first
+        raise SettingsError(f"{prefix}_TLS_CA={ca}: holds no PEM certificate") from None
+    except OSError as exc:
+        raise SettingsError(f"{prefix}_TLS_CA={ca}: cannot read it ({exc.strerror})") from None
+    if context.cert_store_stats()["x509_ca"] == 0:
+        raise SettingsError(f"{prefix}_TLS_CA={ca}: holds no CA certificate (basicConstraints CA:TRUE)")
+    if cert:
+        try:
+            context.load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            raise SettingsError(f"{prefix}_TLS_CERT={cert} / {prefix}_TLS_KEY={key}: not a matching PEM certificate "
+                                f"and key ({exc.reason})") from None
+        except OSError as exc:
+            raise SettingsError(f"{prefix}_TLS_CERT={cert} / {prefix}_TLS_KEY={key}: cannot read ({exc.strerror})") from None
+    return ClientTls(Path(ca), Path(cert) if cert else None, Path(key) if key else None)
 
 
 def _policy(reader: EnvReader, prefix: str) -> ResizePolicy:

@@ -11,7 +11,9 @@ import _thread
 import logging
 import signal
 import sys
+import tempfile
 import threading
+from pathlib import Path
 from types import FrameType
 
 from common.http_server import create_server
@@ -20,6 +22,8 @@ from models.server.grpc_service import create_grpc_server
 from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings, SettingsError
+from models.server.tls import ReloadingTls
+from models.server.tls_relay import TlsRelay
 
 SHUTDOWN_GRACE_S = 5.0
 log = logging.getLogger("models.server")
@@ -29,18 +33,27 @@ def main() -> int:
     log_json_to_stdout()
     try:
         settings = Settings.from_env()
+        tls = ReloadingTls(settings.ssl_config_file) if settings.ssl_config_file else None
     except SettingsError as exc:
         print(f"models.server: {exc}", file=sys.stderr)
         return 2
     model = LiteRTModel(settings)
     workers = max(4, settings.interpreters * 2)
     grpc_server = create_grpc_server(model, workers=workers, max_message_bytes=settings.max_request_bytes)
+    private = tempfile.TemporaryDirectory(prefix="models-server-")
+    relay: TlsRelay | None = None
     try:
-        grpc_port = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        grpc_address = f"{settings.host}:{settings.grpc_port}"
+        if tls is None:
+            grpc_port = grpc_server.add_insecure_port(grpc_address)
+            listen: dict = {"host": settings.host, "port": settings.rest_port}
+        else:
+            grpc_port = grpc_server.add_secure_port(grpc_address, tls.grpc_credentials())
+            listen = {"unix_socket": str(Path(private.name) / "rest.sock"), "unix_socket_perms": "600"}
+            relay = TlsRelay(tls, settings.host, settings.rest_port, Path(listen["unix_socket"]))
         rest_server = create_server(
             create_rest_app(model, settings.max_request_bytes), lambda _code, message: {"error": message},
-            host=settings.host, port=settings.rest_port, threads=workers, ident="models.server",
-            max_request_body_size=settings.max_request_bytes)
+            threads=workers, ident="models.server", max_request_body_size=settings.max_request_bytes, **listen)
     except (RuntimeError, OSError) as exc:
         print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
               f"{exc}", file=sys.stderr)
@@ -60,8 +73,11 @@ def main() -> int:
             _thread.interrupt_main()
 
     grpc_server.start()
-    log.info("serving %s: gRPC on %s:%s, REST on %s:%s", settings.model_name, settings.host, grpc_port,
-             settings.host, rest_server.effective_port)
+    if relay is not None:
+        relay.start()
+    log.info("serving %s: gRPC on %s:%s, REST on %s:%s%s", settings.model_name, settings.host, grpc_port,
+             settings.host, relay.port if relay else rest_server.effective_port,
+             f" (TLS, client certificates {'required' if tls and tls.client_verify else 'not asked'})" if tls else "")
     try:
         threading.Thread(target=load, name="load", daemon=True).start()  # inside: it may interrupt at once
         rest_server.run()
@@ -71,6 +87,9 @@ def main() -> int:
         log.info("shutting down")
         grpc_server.stop(SHUTDOWN_GRACE_S).wait()
         rest_server.close()
+        if relay is not None:
+            relay.close()
+        private.cleanup()
     return 1 if model.error else 0
 
 

@@ -26,6 +26,7 @@ class Settings:
     interpreter_threads: int
     max_batch: int
     max_request_bytes: int
+    ssl_config_file: Path | None  # TF-Serving's --ssl_config_file: TLS for gRPC and REST
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,4 +47,5 @@ class Settings:
             interpreter_threads=reader.int("INTERPRETER_THREADS", 1, 1, 64),
             max_batch=reader.int("MAX_BATCH", 64, 1, 4096),
             max_request_bytes=reader.int("MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
+            ssl_config_file=Path(reader.raw("SSL_CONFIG_FILE")) if reader.raw("SSL_CONFIG_FILE") else None,
         )
