@@ -105,8 +105,12 @@ class ModelServer(Service):
     def start(self, timeout: float = 60) -> ModelServer:
         super().start()
         url = f"{self.rest}/v1/models/{self.name}"
-        wait_until(lambda: requests.get(url, timeout=1, **self.requests_tls()).json()["model_version_status"][0]["state"] == "AVAILABLE",
-                   timeout, f"{self.name} AVAILABLE", self.process)
+
+        def available() -> bool:
+            versions = requests.get(url, timeout=1, **self.requests_tls()).json().get("model_version_status", [])
+            return any(v["state"] == "AVAILABLE" for v in versions)
+
+        wait_until(available, timeout, f"{self.name} AVAILABLE", self.process)
         return self
 
 

@@ -19,11 +19,11 @@ from types import FrameType
 from common.http_server import create_server
 from common.logs import log_json_to_stdout
 from models.server.grpc_service import create_grpc_server
-from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings, SettingsError
 from models.server.tls import ReloadingTls
 from models.server.tls_relay import TlsRelay
+from models.server.versions import ModelVersions, read_model_config, single_model, watch
 
 SHUTDOWN_GRACE_S = 5.0
 log = logging.getLogger("models.server")
@@ -34,12 +34,13 @@ def main() -> int:
     try:
         settings = Settings.from_env()
         tls = ReloadingTls(settings.ssl_config_file) if settings.ssl_config_file else None
+        policy = read_model_config(settings.model_config_file) if settings.model_config_file else single_model(settings)
     except SettingsError as exc:
         print(f"models.server: {exc}", file=sys.stderr)
         return 2
-    model = LiteRTModel(settings)
+    versions = ModelVersions(settings, policy)
     workers = max(4, settings.interpreters * 2)
-    grpc_server = create_grpc_server(model, workers=workers, max_message_bytes=settings.max_request_bytes)
+    grpc_server = create_grpc_server(versions, workers=workers, max_message_bytes=settings.max_request_bytes)
     private = tempfile.TemporaryDirectory(prefix="models-server-")
     relay: TlsRelay | None = None
     try:
@@ -52,7 +53,7 @@ def main() -> int:
             listen = {"unix_socket": str(Path(private.name) / "rest.sock"), "unix_socket_perms": "600"}
             relay = TlsRelay(tls, settings.host, settings.rest_port, Path(listen["unix_socket"]))
         rest_server = create_server(
-            create_rest_app(model, settings.max_request_bytes), lambda _code, message: {"error": message},
+            create_rest_app(versions, settings.max_request_bytes), lambda _code, message: {"error": message},
             threads=workers, ident="models.server", max_request_body_size=settings.max_request_bytes, **listen)
     except (RuntimeError, OSError) as exc:
         print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
@@ -65,32 +66,41 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    def load() -> None:
+    stop_polling = threading.Event()
+    failure: list[str] = []
+
+    def load_then_watch() -> None:
         try:
-            model.load()
-        except Exception:
-            log.critical("exiting: the model could not be loaded")
+            versions.poll()
+        except SettingsError as exc:
+            failure.append(str(exc))
+        if failure or not versions.ready:
+            log.critical("exiting: %s", failure[0] if failure else versions.error or f"no numeric version folder under {policy.base_path}")
+            failure.append("no version")
             _thread.interrupt_main()
+            return
+        watch(versions, settings, stop_polling)
 
     grpc_server.start()
     if relay is not None:
         relay.start()
-    log.info("serving %s: gRPC on %s:%s, REST on %s:%s%s", settings.model_name, settings.host, grpc_port,
+    log.info("serving %s: gRPC on %s:%s, REST on %s:%s%s", policy.name, settings.host, grpc_port,
              settings.host, relay.port if relay else rest_server.effective_port,
              f" (TLS, client certificates {'required' if tls and tls.client_verify else 'not asked'})" if tls else "")
     try:
-        threading.Thread(target=load, name="load", daemon=True).start()  # inside: it may interrupt at once
+        threading.Thread(target=load_then_watch, name="versions", daemon=True).start()  # inside: it may interrupt at once
         rest_server.run()
     except KeyboardInterrupt:
         pass
     finally:
         log.info("shutting down")
+        stop_polling.set()
         grpc_server.stop(SHUTDOWN_GRACE_S).wait()
         rest_server.close()
         if relay is not None:
             relay.close()
         private.cleanup()
-    return 1 if model.error else 0
+    return 1 if failure else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""tensorflow.serving.PredictionService (Predict, GetModelMetadata) over one LiteRTModel."""
+"""tensorflow.serving.PredictionService (Predict, GetModelMetadata) over a model's served versions."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from google.protobuf import any_pb2, wrappers_pb2
 
 from models.server.errors import InvalidArgument, ServingError
 from models.server.model import SIGNATURE, LiteRTModel, TensorSpec, check_signature
+from models.server.versions import ModelVersions
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc, tfs_tensor_pb2
 
@@ -43,10 +44,11 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
             response_serializer=handler.response_serializer)
 
 
-def _version(spec: tfs_predict_pb2.ModelSpec) -> int | None:
-    if spec.WhichOneof("version_choice") == "version_label":
-        raise InvalidArgument("version labels are not supported; use a numeric version")
-    return spec.version.value if spec.HasField("version") else None
+def _resolve(versions: ModelVersions, spec: tfs_predict_pb2.ModelSpec) -> LiteRTModel:
+    """The version a ModelSpec names: ``version``, ``version_label`` or neither (the newest)."""
+    choice = spec.WhichOneof("version_choice")
+    return versions.resolve(spec.name, spec.version.value if choice == "version" else None,
+                            spec.version_label if choice == "version_label" else None)
 
 
 def _tensor_info(spec: TensorSpec) -> tfs_tensor_pb2.TensorInfo:
@@ -54,17 +56,18 @@ def _tensor_info(spec: TensorSpec) -> tfs_tensor_pb2.TensorInfo:
                                  tensor_shape=tensors.shape_proto(spec.shape))
 
 
-class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, model: LiteRTModel):
-        self.model = model
+def _spec(model: LiteRTModel) -> tfs_predict_pb2.ModelSpec:
+    """Names the version that answered, as TF-Serving does."""
+    return tfs_predict_pb2.ModelSpec(name=model.name, signature_name=SIGNATURE,
+                                     version=wrappers_pb2.Int64Value(value=model.version))
 
-    def _spec(self) -> tfs_predict_pb2.ModelSpec:
-        return tfs_predict_pb2.ModelSpec(name=self.model.name, signature_name=SIGNATURE,
-                                     version=wrappers_pb2.Int64Value(value=self.model.version or 0))
+
+class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, versions: ModelVersions):
+        self.versions = versions
 
     def Predict(self, request: tfs_predict_pb2.PredictRequest, context: grpc.ServicerContext) -> tfs_predict_pb2.PredictResponse:
-        model = self.model
-        model.check(request.model_spec.name, _version(request.model_spec))
+        model = _resolve(self.versions, request.model_spec)
         check_signature(request.model_spec.signature_name)
         assert model.input is not None and model.output is not None
         if len(request.inputs) != 1:
@@ -77,13 +80,12 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
         limit = model.settings.max_request_bytes // model.input.dtype.itemsize
         batch = tensors.to_array(proto, max_elements=limit)
         result = model.predict(model.validate(batch))
-        return tfs_predict_pb2.PredictResponse(model_spec=self._spec(),
+        return tfs_predict_pb2.PredictResponse(model_spec=_spec(model),
                                            outputs={model.output.name: tensors.to_proto(result)})
 
     def GetModelMetadata(self, request: tfs_predict_pb2.GetModelMetadataRequest,
                          context: grpc.ServicerContext) -> tfs_predict_pb2.GetModelMetadataResponse:
-        model = self.model
-        model.check(request.model_spec.name, _version(request.model_spec))
+        model = _resolve(self.versions, request.model_spec)
         fields = set(request.metadata_field)
         if fields != {"signature_def"}:
             raise InvalidArgument("metadata_field must be exactly ['signature_def']")
@@ -94,11 +96,11 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
             method_name="tensorflow/serving/predict")
         packed = any_pb2.Any()
         packed.Pack(tfs_predict_pb2.SignatureDefMap(signature_def={SIGNATURE: signature}))
-        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=self._spec(),
+        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=_spec(model),
                                                     metadata={"signature_def": packed})
 
 
-def create_grpc_server(model: LiteRTModel, workers: int, max_message_bytes: int) -> grpc.Server:
+def create_grpc_server(versions: ModelVersions, workers: int, max_message_bytes: int) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         interceptors=[ErrorMappingInterceptor()],
@@ -107,5 +109,5 @@ def create_grpc_server(model: LiteRTModel, workers: int, max_message_bytes: int)
         # Past this many queued calls new ones fail fast with RESOURCE_EXHAUSTED instead of waiting.
         maximum_concurrent_rpcs=workers * 4,
     )
-    tfs_predict_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(model), server)
+    tfs_predict_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(versions), server)
     return server

@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from models.server.grpc_service import create_grpc_server
-from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings, SettingsError
+from models.server.versions import ModelVersions, single_model
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.conftest import REPO
@@ -29,15 +29,15 @@ def _predict(stub, images, timeout=30):
 
 def test_not_ready_until_loaded_and_warmed_up(exported_models, images):
     settings = Settings.from_env({"MODEL_NAME": MOBILENET, "MODEL_BASE_PATH": str(exported_models)})
-    model = LiteRTModel(settings)
-    client = create_rest_app(model, settings.max_request_bytes).test_client()
-    status = client.get(f"/v1/models/{MOBILENET}").get_json()["model_version_status"][0]
-    assert status["state"] in ("START", "LOADING")
+    versions = ModelVersions(settings, single_model(settings))
+    client = create_rest_app(versions, settings.max_request_bytes).test_client()
+    status = client.get(f"/v1/models/{MOBILENET}")
+    assert status.status_code == 404 and "Could not find any versions" in status.get_json()["error"]  # as TF-Serving
     predict = client.post(f"/v1/models/{MOBILENET}:predict", json={"instances": images[:1].tolist()})
     assert predict.status_code == 503 and "not available" in predict.get_json()["error"]
     assert client.get(f"/v1/models/{MOBILENET}/metadata").status_code == 503
 
-    server = create_grpc_server(model, workers=2, max_message_bytes=settings.max_request_bytes)
+    server = create_grpc_server(versions, workers=2, max_message_bytes=settings.max_request_bytes)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
@@ -46,7 +46,7 @@ def test_not_ready_until_loaded_and_warmed_up(exported_models, images):
             with pytest.raises(grpc.RpcError) as caught:
                 _predict(stub, images[:1])
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-            model.load()
+            versions.poll()
             assert _predict(stub, images[:1]).shape == (1, 1000)
     finally:
         server.stop(None)

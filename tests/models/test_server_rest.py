@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import requests
 
-from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings
+from models.server.versions import ModelVersions, single_model
 from tests.models.conftest import MOBILENET
 from tests.raw_http import announce_huge_body
 
@@ -121,9 +121,9 @@ def test_the_app_keeps_its_own_limit_under_any_wsgi_server(exported_models):
     """Outside our waitress (which refuses first), Flask's MAX_CONTENT_LENGTH gives the same JSON 413."""
     settings = Settings.from_env({"MODEL_NAME": MOBILENET, "MODEL_BASE_PATH": str(exported_models),
                                   "MAX_REQUEST_BYTES": "2048"})
-    model = LiteRTModel(settings)
-    model.load()
-    response = create_rest_app(model, settings.max_request_bytes).test_client().post(
+    versions = ModelVersions(settings, single_model(settings))
+    versions.poll()
+    response = create_rest_app(versions, settings.max_request_bytes).test_client().post(
         f"/v1/models/{MOBILENET}:predict", data=b"[" + b"0," * 2048 + b"0]", content_type="application/json")
     assert response.status_code == 413
     assert response.get_json() == {"error": "request body is over the limit of 2048 bytes"}
