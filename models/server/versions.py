@@ -111,11 +111,14 @@ class ModelVersions:
         self._labels: dict[str, int] = {}
         self._lock = threading.Lock()  # guards _versions and _labels; polling holds _poll_lock
         self._poll_lock = threading.Lock()
+        # Like TF-Serving, which opens its ports only once the first config is loaded, nothing is
+        # served before the first poll has loaded every aspired version and set the labels.
+        self._started = threading.Event()
 
     @property
     def ready(self) -> bool:
         with self._lock:
-            return any(m.ready for m in self._versions.values())
+            return self._started.is_set() and any(m.ready for m in self._versions.values())
 
     def poll(self, policy: ModelPolicy | None = None) -> None:
         """Load what the policy (or a new ``policy``) aspires to, then unload the rest and set labels.
@@ -153,11 +156,14 @@ class ModelVersions:
                     log.info("%s version labels: %s", self.name, dict(policy.labels) or "none")
                 self._labels = dict(policy.labels)
             self.policy = policy
+            self._started.set()
 
     def resolve(self, name: str, version: int | None = None, label: str | None = None) -> LiteRTModel:
         """The version a request names (number, label or neither: the newest available)."""
         if name != self.name:
             raise NotFound(f"Servable not found for request: Latest({name})")
+        if not self._started.is_set():
+            raise Unavailable(f"Servable {name} is not available yet (loading its versions)")
         with self._lock:
             if label is not None:
                 if label not in self._labels:
@@ -206,28 +212,20 @@ class ModelVersions:
 
 
 def watch(versions: ModelVersions, settings: Settings, stop: threading.Event) -> None:
-    """Poll the base path (and a changed MODEL_CONFIG_FILE) until ``stop``; errors are logged, never fatal."""
+    """Poll the base path, and MODEL_CONFIG_FILE for a different policy, until ``stop``; errors are
+    logged once each, never fatal."""
     intervals = [s for s in (settings.file_system_poll_wait_s, settings.model_config_poll_wait_s) if s > 0]
-    config = settings.model_config_file
-    config_mtime = _mtime(config) if config else 0
+    config = settings.model_config_file if settings.model_config_poll_wait_s > 0 else None
+    refused: str | None = None
     while intervals and not stop.wait(min(intervals)):
         policy = None
-        if config is not None and settings.model_config_poll_wait_s > 0 and _mtime(config) != config_mtime:
-            config_mtime = _mtime(config)
-            try:
-                policy = read_model_config(config)
-            except SettingsError as exc:
-                log.error("keeping the previous model config: %s", exc)
-        if policy is None and settings.file_system_poll_wait_s == 0:
-            continue
         try:
-            versions.poll(policy)
+            if config is not None and (fresh := read_model_config(config)) != versions.policy:
+                policy = fresh
+            if policy is not None or settings.file_system_poll_wait_s > 0:
+                versions.poll(policy)
+            refused = None
         except SettingsError as exc:
-            log.error("keeping the previous model config: %s", exc)
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return 0
+            if str(exc) != refused:
+                log.error("keeping the previous model config: %s", exc)
+            refused = str(exc)
