@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from gateway.breaker import CircuitBreaker, State
+from gateway.canary import CanaryClient
 from gateway.clients import ModelClient, make_client
 from gateway.labels import load_labels
 from gateway.metrics import Metrics
@@ -57,6 +58,7 @@ class Service:
     in_flight: InFlight
     status_pool: ThreadPoolExecutor
     draining: threading.Event = field(default_factory=threading.Event)
+    canary: CanaryClient | None = None
 
     @classmethod
     def build(cls, settings: Settings,
@@ -71,18 +73,22 @@ class Service:
             metrics.circuit_transitions.labels(name, new.name.lower()).inc()
 
         backends = {}
+        canary = None
         for backend in settings.backends:
+            client = factory(backend)
+            if backend.role == "primary" and settings.canary is not None:
+                client = canary = CanaryClient(client, settings.canary, metrics.registry)
             breaker = CircuitBreaker(
                 backend.role, settings.breaker_failures, settings.breaker_cooldown_ms / 1000,
                 settings.breaker_max_cooldown_ms / 1000,
                 settings.breaker_latency_ms / 1000 if settings.breaker_latency_ms else None,
                 on_transition=transition)
             metrics.circuit_state.labels(backend.role).set(State.CLOSED.value)
-            backends[backend.role] = Backend(backend, factory(backend), breaker)
+            backends[backend.role] = Backend(backend, client, breaker)
         return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
                    labels=load_labels(settings.labels_path), metrics=metrics,
                    in_flight=InFlight(settings.max_in_flight),
-                   status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"))
+                   status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"), canary=canary)
 
     def backend_states(self) -> dict[str, dict]:
         timeout = self.settings.status_timeout_ms / 1000

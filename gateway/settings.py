@@ -10,6 +10,7 @@ export's manifest.json), for ROLE in PRIMARY and FALLBACK. Either backend may be
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import ssl
@@ -44,6 +45,21 @@ class BackendSettings:
 
 
 @dataclass(frozen=True)
+class CanarySettings:
+    """A share of primary calls to TF-Serving's ``canary`` label, judged against ``stable``."""
+
+    share: float  # CANARY_SHARE
+    window_s: float  # sliding window the arms are compared over
+    min_requests: int  # canary calls in the window before any verdict
+    max_error_rate_increase: float  # canary error rate minus stable's
+    max_fallback_rate_increase: float  # share of canary calls whose answer did not serve, minus stable's
+    max_p95_ratio: float  # canary p95 over stable p95 ...
+    p95_slack_ms: float  # ... plus this, so millisecond noise on fast models is no verdict
+    max_disagreement: float  # share of mirrored calls whose top-1 class differs
+    grace_s: float  # how long a canary call may trail stable's answer and still serve
+
+
+@dataclass(frozen=True)
 class Settings:
     primary: BackendSettings | None
     fallback: BackendSettings | None
@@ -69,6 +85,7 @@ class Settings:
     hedge_max_fraction: float
     primary_grace_ms: int
     shutdown_grace_s: float
+    canary: CanarySettings | None = None
 
     @property
     def backends(self) -> list[BackendSettings]:
@@ -120,11 +137,32 @@ class Settings:
             primary_grace_ms=reader.int("PRIMARY_GRACE_MS", 20, 0, 10_000),
             shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 10.0, 0.0, 600.0),
         )
+        canary = _canary(reader)
+        if canary is not None and primary is None:
+            raise SettingsError("CANARY_SHARE needs PRIMARY_URL: the canary is a version of the primary model")
+        settings = dataclasses.replace(settings, canary=canary)
         if settings.hedge_min_ms > settings.hedge_max_ms:
             raise SettingsError(f"HEDGE_MIN_MS={settings.hedge_min_ms} exceeds HEDGE_MAX_MS={settings.hedge_max_ms}")
         if not settings.labels_path.is_file():
             raise SettingsError(f"LABELS_PATH={settings.labels_path} is not a file")
         return settings
+
+
+def _canary(reader: EnvReader) -> CanarySettings | None:
+    share = reader.float("CANARY_SHARE", 0.0, 0.0, 1.0)
+    if share == 0:
+        return None
+    return CanarySettings(
+        share=share,
+        window_s=reader.float("CANARY_WINDOW_S", 60.0, 1.0, 86_400.0),
+        min_requests=reader.int("CANARY_MIN_REQUESTS", 20, 1, 1_000_000),
+        max_error_rate_increase=reader.float("CANARY_MAX_ERROR_RATE_INCREASE", 0.05, 0.0, 1.0),
+        max_fallback_rate_increase=reader.float("CANARY_MAX_FALLBACK_RATE_INCREASE", 0.05, 0.0, 1.0),
+        max_p95_ratio=reader.float("CANARY_MAX_P95_RATIO", 1.5, 1.0, 100.0),
+        p95_slack_ms=reader.float("CANARY_P95_SLACK_MS", 20.0, 0.0, 60_000.0),
+        max_disagreement=reader.float("CANARY_MAX_DISAGREEMENT", 0.1, 0.0, 1.0),
+        grace_s=reader.int("CANARY_GRACE_MS", 100, 0, 60_000) / 1000,
+    )
 
 
 def _backend(reader: EnvReader, role: str) -> BackendSettings | None:

@@ -51,3 +51,11 @@ def jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG")
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def canary_models(tmp_path_factory):
+    """LiteRT models that make bad canaries (tests/gateway/canary_models.py)."""
+    from tests.gateway.canary_models import write_canary_models
+
+    return write_canary_models(tmp_path_factory.mktemp("canary-models"))
