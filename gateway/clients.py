@@ -108,8 +108,9 @@ class GrpcModelClient(_PooledClient):
         self._stub = tfs_predict_pb2_grpc.PredictionServiceStub(self._channel)
 
     def _predict(self, batch: np.ndarray, timeout_s: float, label: str | None) -> Prediction:
-        spec = tfs_predict_pb2.ModelSpec(name=self.settings.model, signature_name="serving_default",
-                                         version_label=label or "")
+        spec = tfs_predict_pb2.ModelSpec(name=self.settings.model, signature_name="serving_default")
+        if label:  # setting the oneof even to "" would name the label ""
+            spec.version_label = label
         request = tfs_predict_pb2.PredictRequest(model_spec=spec, inputs={"images": tensors.to_proto(batch)})
         try:
             response = self._stub.Predict(request, timeout=timeout_s)

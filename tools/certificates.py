@@ -22,9 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from google.protobuf import text_format
 
-from protocol.generated.tfs_ssl_config_pb2 import SSLConfig
+from models.server.tls import render
 
 DAY = datetime.timedelta(days=1)
 
@@ -117,11 +116,7 @@ def issue(
 def ssl_config_text(server: Issued, client_ca: Issued | None) -> str:
     """TF-Serving's SSLConfig in text format: the server's key and certificate, and with
     ``client_ca`` the CA client certificates must chain to (``client_verify: true``)."""
-    config = SSLConfig(server_key=server.key_pem.decode(), server_cert=server.cert_pem.decode())
-    if client_ca is not None:
-        config.custom_ca = client_ca.cert_pem.decode()
-        config.client_verify = True
-    return text_format.MessageToString(config)
+    return render(server.key_pem.decode(), server.cert_pem.decode(), client_ca.cert_pem.decode() if client_ca else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,15 +6,22 @@ certificate against ``custom_ca``. Unlike TF-Serving, a changed file is picked u
 restart: each new connection's handshake checks the file's modification time and, when it changed
 and still parses, uses the new key and certificate (gRPC's dynamic credentials ask on every
 handshake; the REST relay builds a new ``ssl.SSLContext``). Connections already open keep theirs.
+
+Writing the file from PEM files (a cert-manager Secret), once or whenever they change:
+
+    python -m models.server.tls --key tls.key --cert tls.crt --ca ca.crt --out ssl_config [--every 60]
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import ssl
+import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +62,14 @@ class TlsFiles:
             [(self.config.server_key.encode(), self.config.server_cert.encode())],
             root_certificates=self.config.custom_ca.encode() or None,
         )
+
+
+def render(server_key: str, server_cert: str, client_ca: str | None) -> str:
+    """An SSLConfig in text format; with ``client_ca``, client certificates must chain to it."""
+    config = SSLConfig(server_key=server_key, server_cert=server_cert)
+    if client_ca:
+        config.custom_ca, config.client_verify = client_ca, True
+    return text_format.MessageToString(config)
 
 
 def read(path: Path) -> TlsFiles:
@@ -136,3 +151,38 @@ class ReloadingTls:
                 fetch,  # type: ignore[arg-type]  # grpc's docstring: "or None for no change"; its stub omits None
                 require_client_authentication=self.client_verify,
             )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m models.server.tls", description="Write SSL_CONFIG_FILE from PEM files."
+    )
+    parser.add_argument("--key", type=Path, required=True)
+    parser.add_argument("--cert", type=Path, required=True)
+    parser.add_argument("--ca", type=Path, help="CA of client certificates: sets client_verify")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--every", type=float, default=0, help="rewrite when the inputs change, checking every N s")
+    args = parser.parse_args(argv)
+    written = ""
+    while True:
+        try:
+            text = render(args.key.read_text(), args.cert.read_text(), args.ca.read_text() if args.ca else None)
+        except OSError as exc:
+            print(f"models.server.tls: {exc}", file=sys.stderr)
+            if not args.every:
+                return 2
+            text = written
+        if text != written:
+            partial = args.out.with_name(f".{args.out.name}.tmp")
+            partial.touch(mode=0o600)
+            partial.write_text(text)
+            partial.replace(args.out)  # readers never see half a file
+            written = text
+            print(f"models.server.tls: wrote {args.out}", flush=True)
+        if not args.every:
+            return 0
+        time.sleep(args.every)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

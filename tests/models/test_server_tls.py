@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import requests
 
+from models.server import tls
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.conftest import REPO
@@ -152,3 +153,39 @@ def test_bad_ssl_config_file_fails_start_with_one_line(tmp_path, pki, content, m
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"models.server: SSL_CONFIG_FILE={path}: {message}")
+
+
+def test_ssl_config_is_written_from_pem_files_and_rewritten_when_they_change(pki, tmp_path):
+    """What the Kubernetes sidecar runs on a cert-manager Secret's tls.key, tls.crt and ca.crt."""
+    out = tmp_path / "ssl_config"
+    command = [
+        sys.executable,
+        "-m",
+        "models.server.tls",
+        "--key",
+        str(pki.server_key),
+        "--cert",
+        str(pki.server_cert),
+        "--ca",
+        str(pki.ca),
+        "--out",
+        str(out),
+    ]
+    subprocess.run(command, cwd=REPO, check=True, timeout=60, capture_output=True)
+    assert out.read_text() == pki.ssl_config.read_text()
+    assert tls.read(out).config.client_verify
+    cert = tmp_path / "tls.crt"
+    cert.write_bytes(pki.server_issued.cert_pem)
+    command[command.index("--cert") + 1] = str(cert)
+    with subprocess.Popen([*command, "--every", "0.1"], cwd=REPO, stdout=subprocess.PIPE) as watcher:
+        try:
+            wait_until(lambda: out.exists() and "wrote" in (watcher.stdout.readline().decode()), 20, "first write")
+            rotated = issue(pki.ca_issued, "localhost", server=True, hosts=("127.0.0.1",))
+            cert.write_bytes(rotated.cert_pem)
+            wait_until(
+                lambda: rotated.cert_pem.decode().split("\n")[1] in out.read_text().replace("\\n", "\n"),
+                10,
+                "rewritten",
+            )
+        finally:
+            watcher.terminate()

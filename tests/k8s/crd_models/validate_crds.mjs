@@ -1,9 +1,15 @@
-// Validate Gateway API and Traefik objects against their CRD schemas (@kubernetes-models).
+// Validate Gateway API, Traefik, Istio and cert-manager objects against their CRD schemas (@kubernetes-models).
 // Usage: node validate_crds.mjs FILE...   Prints one line per object; exits 1 on any invalid one.
 import { readFileSync } from "node:fs";
 import yaml from "js-yaml";
 
-const packages = { "gateway.networking.k8s.io": "@kubernetes-models/gateway-api", "traefik.io": "@kubernetes-models/traefik" };
+const packages = {
+  "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
+  "traefik.io": "@kubernetes-models/traefik",
+  "networking.istio.io": "@kubernetes-models/istio",
+  "security.istio.io": "@kubernetes-models/istio",
+  "cert-manager.io": "@kubernetes-models/cert-manager",
+};
 let failed = 0;
 for (const file of process.argv.slice(2)) {
   for (const object of yaml.loadAll(readFileSync(file, "utf8")).filter(Boolean)) {
