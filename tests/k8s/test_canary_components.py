@@ -137,3 +137,10 @@ def test_gateway_canary_routes_weigh_the_new_image(everything):
     deployment = by_name(everything, "Deployment", "gateway-canary")
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert by_name(everything, "PeerAuthentication", "default")["spec"]["mtls"]["mode"] == "STRICT"
+
+
+def test_the_canary_gateway_passes_the_network_policies(everything):
+    servers = by_name(everything, "NetworkPolicy", "model-servers-from-gateways")["spec"]["ingress"][0]["from"][0]
+    assert "gateway-canary" in servers["podSelector"]["matchExpressions"][0]["values"]
+    gateways = by_name(everything, "NetworkPolicy", "gateways-from-ingress")["spec"]["podSelector"]
+    assert "gateway-canary" in gateways["matchExpressions"][0]["values"]
