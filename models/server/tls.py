@@ -30,6 +30,7 @@ from google.protobuf import text_format
 
 from common.environment import SettingsError
 from protocol.generated.tfs_ssl_config_pb2 import SSLConfig
+from protocol.ssl_config import render
 
 log = logging.getLogger(__name__)
 VARIABLE = "SSL_CONFIG_FILE"
@@ -62,14 +63,6 @@ class TlsFiles:
             [(self.config.server_key.encode(), self.config.server_cert.encode())],
             root_certificates=self.config.custom_ca.encode() or None,
         )
-
-
-def render(server_key: str, server_cert: str, client_ca: str | None) -> str:
-    """An SSLConfig in text format; with ``client_ca``, client certificates must chain to it."""
-    config = SSLConfig(server_key=server_key, server_cert=server_cert)
-    if client_ca:
-        config.custom_ca, config.client_verify = client_ca, True
-    return text_format.MessageToString(config)
 
 
 def read(path: Path) -> TlsFiles:
