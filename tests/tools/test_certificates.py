@@ -14,9 +14,8 @@ from tests.conftest import REPO
 
 def test_cli_writes_a_ca_server_configs_and_client_certificates(tmp_path):
     out = tmp_path / "certs"
-    subprocess.run([sys.executable, "-m", "tools.certificates", "--out", str(out), "--server", "primary",
-                    "--server", "fallback", "--client", "gateway", "--days", "7"], cwd=REPO, check=True, timeout=60,
-                   capture_output=True)
+    arguments = f"--out {out} --server primary --server fallback --client gateway --days 7".split()
+    subprocess.run([sys.executable, "-m", "tools.certificates", *arguments], cwd=REPO, check=True, timeout=60)
     for name in ("ca", "primary", "fallback", "gateway"):
         assert (out / f"{name}.key").stat().st_mode & 0o077 == 0, f"{name}.key is readable by others"
     primary = x509.load_pem_x509_certificate((out / "primary.crt").read_bytes())
