@@ -1,4 +1,5 @@
-"""Small LiteRT models for canary tests, written by TensorFlow in a child process (~10 s):
+"""Canary test material: a model server holding a stable and a canary version, and small LiteRT
+models that make bad canaries, written by TensorFlow in a child process (~10 s):
 
 - ``wrong_size``: takes [N, 160, 160, 3], so the server refuses our 224 px tensors (an erroring canary);
 - ``constant``: the contract's shapes, always answering class 7 first (a canary that disagrees);
@@ -10,6 +11,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.processes import ModelServer, serve_tflite
 
 SCRIPT = r"""
 import sys
@@ -42,3 +45,16 @@ convert("slow", 224, 250)
 def write_canary_models(out: Path) -> Path:
     subprocess.run([sys.executable, "-c", SCRIPT, str(out)], check=True, timeout=600, capture_output=True)
     return out
+
+
+def canary_server(base: Path, model: str, stable: Path, canary: Path, log: Path) -> ModelServer:
+    """Our model server with version 1 (``stable``) and 2 (``canary``) of ``model`` under those labels."""
+    serve_tflite(base, model, stable, 1)
+    serve_tflite(base, model, canary, 2)
+    config = base / "models.config"
+    config.write_text(
+        f"model_config_list {{ config {{ name: '{model}' base_path: '{base / model}' "
+        "model_version_policy { all {} } "
+        "version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 } } }"
+    )
+    return ModelServer(base, model, log, MODEL_NAME="", MODEL_CONFIG_FILE=str(config))

@@ -12,10 +12,11 @@ from prometheus_client import CollectorRegistry
 
 from gateway.canary import CanaryClient, CanaryJudge
 from gateway.settings import CanarySettings, Settings, SettingsError
+from tests.gateway.canary_models import canary_server
 from tests.gateway.conftest import ENV
 from tests.gateway.fakes import FakeClient
 from tests.models.conftest import MOBILENET
-from tests.processes import Gateway, ModelServer, serve_tflite, wait_until
+from tests.processes import Gateway, wait_until
 
 SETTINGS = CanarySettings(
     share=0.5,
@@ -129,27 +130,13 @@ def test_a_canary_call_is_mirrored_and_answered_by_stable_when_the_canary_fails_
 # Real processes: one model server holding version 1 (stable) and version 2 (canary).
 
 
-def _stack(tmp_path, exported_models, canary_tflite, **gateway_env):
-    base = serve_tflite(tmp_path / "models", MOBILENET, exported_models / MOBILENET / "1" / "model.tflite", 1)
-    serve_tflite(base, MOBILENET, canary_tflite, 2)
-    config = tmp_path / "models.config"
-    config.write_text(
-        f"model_config_list {{ config {{ name: '{MOBILENET}' base_path: '{base / MOBILENET}' "
-        "model_version_policy { all {} } "
-        "version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 } } }"
-    )
-    server = ModelServer(base, MOBILENET, tmp_path / "server.log", MODEL_NAME="", MODEL_CONFIG_FILE=str(config))
-    env = {
-        "PRIMARY_URL": "",
-        "FALLBACK_URL": "",
-        "PRIMARY_MODEL": MOBILENET,
-        "HEDGE": "false",
-        "CANARY_SHARE": "0.5",
-        "CANARY_MIN_REQUESTS": "10",
-        "CANARY_WINDOW_S": "120",
-        **gateway_env,
-    }
-    return server, env
+GATEWAY_ENV = {
+    "PRIMARY_MODEL": MOBILENET,
+    "HEDGE": "false",
+    "CANARY_SHARE": "0.5",
+    "CANARY_MIN_REQUESTS": "10",
+    "CANARY_WINDOW_S": "120",
+}
 
 
 @pytest.mark.parametrize("canary", ["good", "wrong_size", "constant", "slow"])
@@ -159,7 +146,8 @@ def test_canary_on_real_processes(tmp_path, exported_models, canary_models, jpeg
     tflite = (
         exported_models / MOBILENET / "1" / "model.tflite" if canary == "good" else canary_models / f"{canary}.tflite"
     )
-    server, env = _stack(tmp_path, exported_models, tflite)
+    stable = exported_models / MOBILENET / "1" / "model.tflite"
+    server = canary_server(tmp_path / "models", MOBILENET, stable, tflite, tmp_path / "server.log")
     with server:
         server.start()
         status = f"{server.rest}/v1/models/{MOBILENET}"
@@ -175,8 +163,7 @@ def test_canary_on_real_processes(tmp_path, exported_models, canary_models, jpeg
             30,
             "both versions",
         )
-        env |= {"PRIMARY_URL": f"grpc://{server.grpc_target}"}
-        with Gateway(tmp_path / "gateway.log", **env) as gateway:
+        with Gateway(tmp_path / "gateway.log", PRIMARY_URL=f"grpc://{server.grpc_target}", **GATEWAY_ENV) as gateway:
             gateway.start()
             answers = [
                 requests.post(f"{gateway.url}/classify", files={"file": ("p.jpg", jpeg)}, timeout=10) for _ in range(40)
