@@ -184,3 +184,25 @@ def test_canary_on_real_processes(tmp_path, exported_models, canary_models, jpeg
         assert rollbacks == 1 and "canary rolled back: " + ready["canary"]["reason"] in gateway.log()
         assert "classify_canary_share 0.0" in metrics
         assert ready["canary"]["canary"]["requests"] < 40, "rolled back before the window saw every request"
+
+
+def test_readyz_shows_the_canary_as_documented(make_app, jpeg):
+    import io
+
+    import jsonschema
+
+    from tests.gateway.test_openapi import _schema
+
+    client = make_app(CANARY_SHARE="0.5").test_client()
+    for _ in range(4):
+        answer = client.post(
+            "/classify", data={"file": (io.BytesIO(jpeg), "a.jpg")}, content_type="multipart/form-data"
+        )
+        assert answer.status_code == 200
+    ready = client.get("/readyz").get_json()
+    jsonschema.validate(ready, _schema("Readiness"))
+    assert ready["canary"]["state"] == "active" and ready["canary"]["share"] == 0.5
+    assert client.application.clients["primary"].labels and set(client.application.clients["primary"].labels) <= {
+        "stable",
+        "canary",
+    }
