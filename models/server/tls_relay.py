@@ -22,15 +22,16 @@ _CHUNK = 1 << 16
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy until EOF, then pass the half-close on (or close, where the transport cannot: TLS)."""
     try:
         while data := await reader.read(_CHUNK):
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()
-    except (ConnectionError, ssl.SSLError):
-        pass
-    finally:
+        else:
+            writer.close()
+    except (OSError, ssl.SSLError):  # the peer went away: nothing left to deliver
         writer.close()
 
 
@@ -62,6 +63,8 @@ class TlsRelay:
             writer.close()
             return
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        up_writer.close()
+        writer.close()
 
     def close(self) -> None:
         if self._thread.is_alive():
