@@ -31,20 +31,25 @@ def _tls_env(role: str, ca, cert=None, key=None) -> dict[str, str]:
     return env
 
 
+def _both_backends(server: ModelServer, ca, cert=None, key=None) -> dict[str, str]:
+    """The primary over gRPC and the fallback over REST (https), both on ``server``, with these files."""
+    return {
+        "PRIMARY_URL": f"grpc://{server.grpc_target}",
+        "PRIMARY_MODEL": MOBILENET,
+        "FALLBACK_URL": f"https://127.0.0.1:{server.rest_port}",
+        "FALLBACK_MODEL": MOBILENET,
+        **_tls_env("PRIMARY", ca, cert, key),
+        **_tls_env("FALLBACK", ca, cert, key),
+    }
+
+
 def _classify(gateway: Gateway, jpeg: bytes) -> requests.Response:
     return requests.post(f"{gateway.url}/classify", files={"file": ("p.jpg", jpeg)}, timeout=10)
 
 
 def test_gateway_classifies_through_mutual_tls_on_grpc_and_rest(mtls_server, pki, tmp_path, jpeg):
     """Primary over gRPC, fallback over REST (https), both presenting the client certificate."""
-    env = {
-        "PRIMARY_URL": f"grpc://{mtls_server.grpc_target}",
-        "PRIMARY_MODEL": MOBILENET,
-        "FALLBACK_URL": f"https://127.0.0.1:{mtls_server.rest_port}",
-        "FALLBACK_MODEL": MOBILENET,
-        **_tls_env("PRIMARY", pki.ca, *pki.client),
-        **_tls_env("FALLBACK", pki.ca, *pki.client),
-    }
+    env = _both_backends(mtls_server, pki.ca, *pki.client)
     with Gateway(tmp_path / "log", **env) as gateway:
         gateway.start()
         ready = requests.get(f"{gateway.url}/readyz", timeout=5).json()
@@ -63,14 +68,7 @@ def test_gateway_classifies_through_mutual_tls_on_grpc_and_rest(mtls_server, pki
 @pytest.mark.parametrize("client", [None, "untrusted", "expired"])
 def test_gateway_without_a_valid_client_certificate_is_refused(mtls_server, pki, tmp_path, jpeg, client):
     files = getattr(pki, client) if client else (None, None)
-    env = {
-        "PRIMARY_URL": f"grpc://{mtls_server.grpc_target}",
-        "PRIMARY_MODEL": MOBILENET,
-        "FALLBACK_URL": f"https://127.0.0.1:{mtls_server.rest_port}",
-        "FALLBACK_MODEL": MOBILENET,
-        **_tls_env("PRIMARY", pki.ca, *files),
-        **_tls_env("FALLBACK", pki.ca, *files),
-    }
+    env = _both_backends(mtls_server, pki.ca, *files)
     with Gateway(tmp_path / "log", **env) as gateway:
         gateway.start()
         ready = requests.get(f"{gateway.url}/readyz", timeout=5)

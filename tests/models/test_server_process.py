@@ -1,7 +1,5 @@
 """The server as a process: readiness gating, versions, restart, graceful stop, concurrency."""
 
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,8 +14,7 @@ from models.server.settings import Settings, SettingsError
 from models.server.versions import ModelVersions, single_model
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
-from tests.conftest import REPO
-from tests.models.conftest import MOBILENET
+from tests.models.conftest import MOBILENET, run_server
 from tests.processes import ModelServer, serve_tflite
 
 
@@ -97,14 +94,8 @@ def test_concurrent_requests_get_their_own_answers(server, stub, reference):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
-def _run_server(env, timeout=30):
-    return subprocess.run([sys.executable, "-m", "models.server"], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={"PATH": "/usr/bin:/bin", "HOST": "127.0.0.1", "GRPC_PORT": "0",
-                                                "REST_PORT": "0", **env})
-
-
 def test_missing_model_makes_the_process_exit_with_the_reason(tmp_path):
-    result = _run_server({"MODEL_NAME": "absent", "MODEL_BASE_PATH": str(tmp_path)})
+    result = run_server({"MODEL_NAME": "absent", "MODEL_BASE_PATH": str(tmp_path)})
     assert result.returncode != 0
     assert "no numeric version folder" in result.stdout + result.stderr
 
@@ -121,6 +112,6 @@ def test_settings_errors_name_the_variable(env, message):
 
 
 def test_bad_settings_stop_the_process_with_one_line():
-    result = _run_server({"MODEL_NAME": "m", "INTERPRETERS": "many"})
+    result = run_server({"MODEL_NAME": "m", "INTERPRETERS": "many"})
     assert result.returncode == 2
     assert result.stderr.strip() == "models.server: INTERPRETERS='many' is not an integer"

@@ -15,7 +15,7 @@ from models.server import tls
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.conftest import REPO
-from tests.models.conftest import MOBILENET
+from tests.models.conftest import MOBILENET, run_server
 from tests.processes import ModelServer, wait_until
 from tools.certificates import issue, make_ca, ssl_config_text
 
@@ -137,19 +137,7 @@ def test_bad_ssl_config_file_fails_start_with_one_line(tmp_path, pki, content, m
         content = ssl_config_text(pki.server_issued, None) + "client_verify: true\n"
     if content is not None:
         path.write_text(content)
-    result = subprocess.run(
-        [sys.executable, "-m", "models.server"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "MODEL_NAME": MOBILENET,
-            "MODEL_BASE_PATH": str(tmp_path),
-            "SSL_CONFIG_FILE": str(path),
-        },
-    )
+    result = run_server({"MODEL_NAME": MOBILENET, "MODEL_BASE_PATH": str(tmp_path), "SSL_CONFIG_FILE": str(path)})
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"models.server: SSL_CONFIG_FILE={path}: {message}")

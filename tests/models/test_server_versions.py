@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,8 +14,7 @@ from google.protobuf import wrappers_pb2
 
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
-from tests.conftest import REPO
-from tests.models.conftest import MOBILENET
+from tests.models.conftest import MOBILENET, run_server
 from tests.processes import ModelServer, serve_tflite, wait_until
 
 IMAGE = np.zeros((1, 224, 224, 3), np.uint8)
@@ -163,14 +160,7 @@ def test_a_new_version_is_hot_loaded_under_load_without_a_failed_request(tmp_pat
 def test_bad_model_config_fails_start_with_one_line(tmp_path, config, message):
     path = tmp_path / "models.config"
     path.write_text(config)
-    result = subprocess.run(
-        [sys.executable, "-m", "models.server"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "MODEL_CONFIG_FILE": str(path)},
-    )
+    result = run_server({"MODEL_CONFIG_FILE": str(path)})
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"models.server: MODEL_CONFIG_FILE={path}: ") and message in lines[0]
@@ -179,19 +169,6 @@ def test_bad_model_config_fails_start_with_one_line(tmp_path, config, message):
 def test_a_label_on_a_missing_version_stops_the_start(base, tmp_path):
     config = tmp_path / "models.config"
     config.write_text(model_config(base, "", {"canary": 7}))
-    result = subprocess.run(
-        [sys.executable, "-m", "models.server"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "HOST": "127.0.0.1",
-            "GRPC_PORT": "0",
-            "REST_PORT": "0",
-            "MODEL_CONFIG_FILE": str(config),
-        },
-    )
+    result = run_server({"MODEL_CONFIG_FILE": str(config)}, timeout=60)
     assert result.returncode == 1
     assert "version_labels {'canary': 7} name versions of mobilenet_v3_large that are not available" in result.stdout
