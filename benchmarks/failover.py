@@ -23,11 +23,11 @@ import requests
 
 from benchmarks.timing import ms
 from gateway.imaging import ResizePolicy, decode, to_tensor
+from local_mode.processes import Gateway, ModelServer
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.chaos.conftest import FALLBACK, GATEWAY_ENV, PRIMARY, run_load
 from tests.fault_proxy import FaultProxy
-from tests.processes import Gateway, ModelServer
 
 
 def photo() -> bytes:

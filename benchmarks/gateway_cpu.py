@@ -25,8 +25,8 @@ from PIL import Image
 from gateway.imaging import ResizePolicy, decode, to_tensor
 from gateway.labels import load_labels, top_k
 from gateway.settings import DEFAULT_LABELS
+from local_mode.processes import Gateway, ModelServer, serve_tflite
 from protocol import tensors
-from tests.processes import Gateway, ModelServer, serve_tflite
 
 SIZES = {"4 MP (2448x1632)": (2448, 1632), "0.3 MP (640x480)": (640, 480)}
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -23,10 +23,10 @@ import requests
 from ai_edge_litert.interpreter import Interpreter
 
 from benchmarks.timing import ms, timed
+from local_mode.processes import ModelServer
 from models.server.settings import available_cores
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
-from tests.processes import ModelServer
 
 
 def direct_call(path: Path, image: np.ndarray, threads: int):

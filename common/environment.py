@@ -19,6 +19,13 @@ class EnvReader:
     def raw(self, name: str) -> str:
         return self.env.get(name, "").strip()
 
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def milliseconds(self, name: str, default: int, low: int, high: int) -> float:
+        """A duration given in whole milliseconds (checked in them), returned in seconds."""
+        return self.int(name, default, low, high) / 1000
+
     def int(self, name: str, default: int, low: int, high: int) -> int:
         return self._number(name, default, low, high, int, "an integer")
 

@@ -44,7 +44,7 @@ def classify() -> Response:
         data = image_bytes(request)
         image = imaging.decode(data, settings.max_pixels, settings.decode_shorter)
         decoded = time.monotonic()
-        outcome = service.router.classify(image, deadline=started + settings.deadline_ms / 1000)
+        outcome = service.router.classify(image, deadline=started + settings.deadline_s)
     finally:
         service.in_flight.leave()
         service.metrics.in_flight.dec()

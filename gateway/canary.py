@@ -89,7 +89,7 @@ class CanaryJudge:
         elif (
             canary["p95_ms"] is not None
             and stable["p95_ms"] is not None
-            and canary["p95_ms"] > stable["p95_ms"] * s.max_p95_ratio + s.p95_slack_ms
+            and canary["p95_ms"] > stable["p95_ms"] * s.max_p95_ratio + s.p95_slack_s * 1000
         ):
             reason = f"p95 {canary['p95_ms']:.0f} ms vs stable {stable['p95_ms']:.0f} ms"
         elif len(self._agreements) >= s.min_requests and self._disagreement() > s.max_disagreement:

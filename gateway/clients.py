@@ -20,9 +20,9 @@ import requests
 
 from gateway.settings import BackendSettings
 from protocol import tensors
+from protocol.contract import INPUT_NAME, NUM_CLASSES, SIGNATURE
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 
-NUM_CLASSES = 1000
 _GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 16 << 20),
     ("grpc.max_send_message_length", 64 << 20),
@@ -108,10 +108,10 @@ class GrpcModelClient(_PooledClient):
         self._stub = tfs_predict_pb2_grpc.PredictionServiceStub(self._channel)
 
     def _predict(self, batch: np.ndarray, timeout_s: float, label: str | None) -> Prediction:
-        spec = tfs_predict_pb2.ModelSpec(name=self.settings.model, signature_name="serving_default")
+        spec = tfs_predict_pb2.ModelSpec(name=self.settings.model, signature_name=SIGNATURE)
         if label:  # setting the oneof even to "" would name the label ""
             spec.version_label = label
-        request = tfs_predict_pb2.PredictRequest(model_spec=spec, inputs={"images": tensors.to_proto(batch)})
+        request = tfs_predict_pb2.PredictRequest(model_spec=spec, inputs={INPUT_NAME: tensors.to_proto(batch)})
         try:
             response = self._stub.Predict(request, timeout=timeout_s)
         except grpc.RpcError as exc:
@@ -159,7 +159,7 @@ class RestModelClient(_PooledClient):
         self._versions: dict[str | None, str] = {}
 
     def _predict(self, batch: np.ndarray, timeout_s: float, label: str | None) -> Prediction:
-        body = json.dumps({"signature_name": "serving_default", "instances": batch.tolist()})
+        body = json.dumps({"signature_name": SIGNATURE, "instances": batch.tolist()})
         url = f"{self._model_url}/labels/{label}:predict" if label else f"{self._model_url}:predict"
         try:
             response = self._session.post(url, data=body, timeout=timeout_s,

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gateway.errors import CorruptImage, TooManyPixels, UnsupportedMediaType
+from protocol.contract import IMAGE_SIZE
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")
@@ -29,7 +30,7 @@ _BROKEN = (OSError, SyntaxError, ValueError, EOFError)  # what Pillow raises for
 @dataclass(frozen=True)
 class ResizePolicy:
     resize_shorter: int = 256
-    crop: int = 224
+    crop: int = IMAGE_SIZE
     interpolation: str = "bilinear"
 
     def __post_init__(self) -> None:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from protocol.contract import NUM_CLASSES
+
 
 def load_labels(path: Path) -> list[str]:
     labels = json.loads(path.read_text(encoding="utf-8"))
-    if not (isinstance(labels, list) and len(labels) == 1000 and all(isinstance(x, str) for x in labels)):
-        raise ValueError(f"{path} must hold a JSON list of 1000 class names")
+    if not (isinstance(labels, list) and len(labels) == NUM_CLASSES and all(isinstance(x, str) for x in labels)):
+        raise ValueError(f"{path} must hold a JSON list of {NUM_CLASSES} class names")
     return labels
 
 

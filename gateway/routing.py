@@ -84,7 +84,9 @@ class _Attempt:
         return self.future.done() and self.future.exception() is not None
 
     def reason(self) -> str:
-        return failure_reason(self.future.exception())
+        error = self.future.exception()
+        assert error is not None, "only asked of a failed attempt"
+        return failure_reason(error)
 
 
 def wait_for_first(futures: list[Future], timeout_s: float) -> None:
@@ -103,14 +105,14 @@ class Router:
         self.primary = backends.get("primary")
         self.fallback = backends.get("fallback")
         self.metrics = metrics
-        self.hedges = HedgeBudget(settings.hedge_max_fraction)
+        self.hedges = HedgeBudget(settings.hedge.max_fraction)
         self.clock = clock
         self.wait = wait
 
     def hedge_delay_s(self) -> float:
         assert self.primary is not None
         p95 = self.primary.breaker.latencies.percentile(95)
-        low, high = self.settings.hedge_min_ms / 1000, self.settings.hedge_max_ms / 1000
+        low, high = self.settings.hedge.min_delay_s, self.settings.hedge.max_delay_s
         return high if p95 is None else min(max(p95, low), high)
 
     def classify(self, image: Image.Image, deadline: float) -> Outcome:
@@ -177,8 +179,8 @@ class _Race:
             self.reasons["primary"] = "unavailable"  # a fallback-only gateway
             return
         fallback_usable = router.fallback is not None and router.fallback.breaker.would_admit()
-        reserve = settings.fallback_reserve_ms / 1000 if fallback_usable else 0.0
-        budget = min(settings.primary_timeout_ms / 1000, self.deadline - now - reserve)
+        reserve = settings.fallback_reserve_s if fallback_usable else 0.0
+        budget = min(settings.primary_timeout_s, self.deadline - now - reserve)
         if budget <= 0:
             self.reasons["primary"] = "timeout"
             return
@@ -189,7 +191,7 @@ class _Race:
         self.primary_deadline = now + budget
         self.probing = admission == Admission.PROBE
         self.attempts["primary"] = router.start(router.primary, admission, self.image, self.tensors, budget)
-        if router.fallback is not None and settings.hedge_enabled:
+        if router.fallback is not None and settings.hedge.enabled:
             self.hedge_at = now + router.hedge_delay_s()
 
     def settle(self, now: float) -> _Attempt | None:
@@ -205,7 +207,7 @@ class _Race:
         if fallback is not None and fallback.ok():
             primary_pending = primary is not None and "primary" not in self.reasons
             if primary_pending and self.grace_until is None:
-                self.grace_until = now + self.router.settings.primary_grace_ms / 1000
+                self.grace_until = now + self.router.settings.hedge.primary_grace_s
             if not primary_pending or (self.grace_until is not None and now >= self.grace_until):
                 self.reasons.setdefault("primary", "timeout")
                 return fallback

@@ -74,15 +74,13 @@ class Service:
 
         backends = {}
         canary = None
+        policy = settings.breaker
         for backend in settings.backends:
             client = factory(backend)
             if backend.role == "primary" and settings.canary is not None:
                 client = canary = CanaryClient(client, settings.canary, metrics.registry)
-            breaker = CircuitBreaker(
-                backend.role, settings.breaker_failures, settings.breaker_cooldown_ms / 1000,
-                settings.breaker_max_cooldown_ms / 1000,
-                settings.breaker_latency_ms / 1000 if settings.breaker_latency_ms else None,
-                on_transition=transition)
+            breaker = CircuitBreaker(backend.role, policy.failures, policy.cooldown_s, policy.max_cooldown_s,
+                                     policy.latency_bound_s, on_transition=transition)
             metrics.circuit_state.labels(backend.role).set(State.CLOSED.value)
             backends[backend.role] = Backend(backend, client, breaker)
         return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
@@ -91,7 +89,7 @@ class Service:
                    status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"), canary=canary)
 
     def backend_states(self) -> dict[str, dict]:
-        timeout = self.settings.status_timeout_ms / 1000
+        timeout = self.settings.status_timeout_s
         checks = {role: self.status_pool.submit(b.client.status, timeout) for role, b in self.backends.items()}
         return {role: {"url": b.settings.url, "model": b.settings.model, "state": checks[role].result(),
                        "circuit": b.breaker.state.name.lower()} for role, b in self.backends.items()}

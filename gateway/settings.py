@@ -10,7 +10,6 @@ export's manifest.json), for ROLE in PRIMARY and FALLBACK. Either backend may be
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import ssl
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 
 from common.environment import EnvReader, SettingsError
 from gateway.imaging import ResizePolicy
+from protocol.contract import IMAGE_SIZE
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "imagenet1k_labels.json"
 
@@ -54,9 +54,26 @@ class CanarySettings:
     max_error_rate_increase: float  # canary error rate minus stable's
     max_fallback_rate_increase: float  # share of canary calls whose answer did not serve, minus stable's
     max_p95_ratio: float  # canary p95 over stable p95 ...
-    p95_slack_ms: float  # ... plus this, so millisecond noise on fast models is no verdict
+    p95_slack_s: float  # ... plus this, so millisecond noise on fast models is no verdict
     max_disagreement: float  # share of mirrored calls whose top-1 class differs
     grace_s: float  # how long a canary call may trail stable's answer and still serve
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    failures: int  # consecutive failures that open the circuit
+    cooldown_s: float  # first wait before a probe, doubled after each failed probe
+    max_cooldown_s: float
+    latency_bound_s: float | None  # recent p95 over this opens the circuit; None: latency never does
+
+
+@dataclass(frozen=True)
+class HedgeSettings:
+    enabled: bool
+    min_delay_s: float  # the primary's recent p95 is clamped to [min, max] to decide when to hedge
+    max_delay_s: float
+    max_fraction: float  # of recent requests that may be hedged
+    primary_grace_s: float  # how long a fallback answer waits for a primary answer that may still win
 
 
 @dataclass(frozen=True)
@@ -66,24 +83,16 @@ class Settings:
     host: str
     port: int
     threads: int
-    deadline_ms: int  # whole request, from arrival to answer
-    primary_timeout_ms: int  # most the primary may take of it
-    fallback_reserve_ms: int  # left for the fallback while it could answer
-    status_timeout_ms: int
+    deadline_s: float  # whole request, from arrival to answer
+    primary_timeout_s: float  # most the primary may take of it
+    fallback_reserve_s: float  # left for the fallback while it could answer
+    status_timeout_s: float
     max_body_bytes: int
     max_pixels: int
     max_in_flight: int
     labels_path: Path
-    # Resilience policy (issue 5 knobs; defaults documented in README).
-    breaker_failures: int
-    breaker_cooldown_ms: int
-    breaker_max_cooldown_ms: int
-    breaker_latency_ms: int
-    hedge_enabled: bool
-    hedge_min_ms: int
-    hedge_max_ms: int
-    hedge_max_fraction: float
-    primary_grace_ms: int
+    breaker: BreakerSettings
+    hedge: HedgeSettings
     shutdown_grace_s: float
     canary: CanarySettings | None = None
 
@@ -98,14 +107,13 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        reader = EnvReader(env)
+        """Durations are given in milliseconds (``*_MS``) or seconds (``*_S``) and held in seconds."""
+        reader = EnvReader(os.environ if env is None else env)
         primary = _backend(reader, "primary")
         fallback = _backend(reader, "fallback")
         if primary is None and fallback is None:
             raise SettingsError("set PRIMARY_URL, FALLBACK_URL or both (for example grpc://localhost:8500)")
-        deadline = reader.int("REQUEST_DEADLINE_MS", 2000, 50, 120_000)
-        reserve = reader.int("FALLBACK_RESERVE_MS", 400, 0, deadline)
+        deadline_ms = reader.int("REQUEST_DEADLINE_MS", 2000, 50, 120_000)
         max_in_flight = reader.int("MAX_IN_FLIGHT", 32, 1, 100_000)
         # Every admitted request needs a thread; the extra ones refuse the overflow at once.
         threads = reader.int("THREADS", max_in_flight + 8, 1, 100_008)
@@ -115,37 +123,50 @@ class Settings:
         settings = cls(
             primary=primary,
             fallback=fallback,
-            host=env.get("HOST", "0.0.0.0"),
+            host=reader.text("HOST", "0.0.0.0"),
             port=reader.int("PORT", 8080, 0, 65535),
             threads=threads,
-            deadline_ms=deadline,
-            primary_timeout_ms=reader.int("PRIMARY_TIMEOUT_MS", deadline, 1, deadline),
-            fallback_reserve_ms=reserve,
-            status_timeout_ms=reader.int("STATUS_TIMEOUT_MS", 500, 10, 60_000),
+            deadline_s=deadline_ms / 1000,
+            primary_timeout_s=reader.milliseconds("PRIMARY_TIMEOUT_MS", deadline_ms, 1, deadline_ms),
+            fallback_reserve_s=reader.milliseconds("FALLBACK_RESERVE_MS", 400, 0, deadline_ms),
+            status_timeout_s=reader.milliseconds("STATUS_TIMEOUT_MS", 500, 10, 60_000),
             max_body_bytes=reader.int("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30),
             max_pixels=reader.int("MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
             max_in_flight=max_in_flight,
-            labels_path=Path(env.get("LABELS_PATH", str(DEFAULT_LABELS))),
-            breaker_failures=reader.int("BREAKER_FAILURES", 5, 1, 1000),
-            breaker_cooldown_ms=reader.int("BREAKER_COOLDOWN_MS", 2000, 10, 600_000),
-            breaker_max_cooldown_ms=reader.int("BREAKER_MAX_COOLDOWN_MS", 30_000, 10, 3_600_000),
-            breaker_latency_ms=reader.int("BREAKER_LATENCY_MS", 0, 0, 120_000),
-            hedge_enabled=reader.bool("HEDGE", True),
-            hedge_min_ms=reader.int("HEDGE_MIN_MS", 50, 0, 60_000),
-            hedge_max_ms=reader.int("HEDGE_MAX_MS", 800, 0, 120_000),
-            hedge_max_fraction=reader.float("HEDGE_MAX_FRACTION", 0.1, 0.0, 1.0),
-            primary_grace_ms=reader.int("PRIMARY_GRACE_MS", 20, 0, 10_000),
+            labels_path=Path(reader.text("LABELS_PATH", str(DEFAULT_LABELS))),
+            breaker=_breaker(reader),
+            hedge=_hedge(reader),
             shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 10.0, 0.0, 600.0),
+            canary=_canary(reader),
         )
-        canary = _canary(reader)
-        if canary is not None and primary is None:
+        if settings.canary is not None and primary is None:
             raise SettingsError("CANARY_SHARE needs PRIMARY_URL: the canary is a version of the primary model")
-        settings = dataclasses.replace(settings, canary=canary)
-        if settings.hedge_min_ms > settings.hedge_max_ms:
-            raise SettingsError(f"HEDGE_MIN_MS={settings.hedge_min_ms} exceeds HEDGE_MAX_MS={settings.hedge_max_ms}")
         if not settings.labels_path.is_file():
             raise SettingsError(f"LABELS_PATH={settings.labels_path} is not a file")
         return settings
+
+
+def _breaker(reader: EnvReader) -> BreakerSettings:
+    return BreakerSettings(
+        failures=reader.int("BREAKER_FAILURES", 5, 1, 1000),
+        cooldown_s=reader.milliseconds("BREAKER_COOLDOWN_MS", 2000, 10, 600_000),
+        max_cooldown_s=reader.milliseconds("BREAKER_MAX_COOLDOWN_MS", 30_000, 10, 3_600_000),
+        latency_bound_s=reader.milliseconds("BREAKER_LATENCY_MS", 0, 0, 120_000) or None,
+    )
+
+
+def _hedge(reader: EnvReader) -> HedgeSettings:
+    min_ms = reader.int("HEDGE_MIN_MS", 50, 0, 60_000)
+    max_ms = reader.int("HEDGE_MAX_MS", 800, 0, 120_000)
+    if min_ms > max_ms:
+        raise SettingsError(f"HEDGE_MIN_MS={min_ms} exceeds HEDGE_MAX_MS={max_ms}")
+    return HedgeSettings(
+        enabled=reader.bool("HEDGE", True),
+        min_delay_s=min_ms / 1000,
+        max_delay_s=max_ms / 1000,
+        max_fraction=reader.float("HEDGE_MAX_FRACTION", 0.1, 0.0, 1.0),
+        primary_grace_s=reader.milliseconds("PRIMARY_GRACE_MS", 20, 0, 10_000),
+    )
 
 
 def _canary(reader: EnvReader) -> CanarySettings | None:
@@ -159,9 +180,9 @@ def _canary(reader: EnvReader) -> CanarySettings | None:
         max_error_rate_increase=reader.float("CANARY_MAX_ERROR_RATE_INCREASE", 0.05, 0.0, 1.0),
         max_fallback_rate_increase=reader.float("CANARY_MAX_FALLBACK_RATE_INCREASE", 0.05, 0.0, 1.0),
         max_p95_ratio=reader.float("CANARY_MAX_P95_RATIO", 1.5, 1.0, 100.0),
-        p95_slack_ms=reader.float("CANARY_P95_SLACK_MS", 20.0, 0.0, 60_000.0),
+        p95_slack_s=reader.milliseconds("CANARY_P95_SLACK_MS", 20, 0, 60_000),
         max_disagreement=reader.float("CANARY_MAX_DISAGREEMENT", 0.1, 0.0, 1.0),
-        grace_s=reader.int("CANARY_GRACE_MS", 100, 0, 60_000) / 1000,
+        grace_s=reader.milliseconds("CANARY_GRACE_MS", 100, 0, 60_000),
     )
 
 
@@ -228,6 +249,6 @@ def _policy(reader: EnvReader, prefix: str) -> ResizePolicy:
     shorter = reader.int(f"{prefix}_RESIZE_SHORTER", int(values.get("resize_shorter", 256)), 1, 4096)
     interpolation = reader.raw(f"{prefix}_INTERPOLATION") or values.get("interpolation", "bilinear")
     try:
-        return ResizePolicy(resize_shorter=shorter, crop=int(values.get("crop", 224)), interpolation=interpolation)
+        return ResizePolicy(resize_shorter=shorter, crop=int(values.get("crop", IMAGE_SIZE)), interpolation=interpolation)
     except ValueError as exc:
         raise SettingsError(f"{prefix}_RESIZE_SHORTER/{prefix}_INTERPOLATION: {exc}") from None

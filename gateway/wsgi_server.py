@@ -14,5 +14,5 @@ def create_server(app: Flask, settings: Settings):  # -> waitress's server (no p
         app, error_body, host=settings.host, port=settings.port, threads=settings.threads, ident="gateway",
         max_request_body_size=settings.max_body_bytes,
         connection_limit=settings.threads * 4,
-        channel_timeout=max(30, settings.deadline_ms // 1000 * 4),
+        channel_timeout=max(30, int(settings.deadline_s) * 4),
     )

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nlocal_mode: ready on http://{args.host}:{args.port}\n"
                   f"  curl -F file=@photo.jpg http://{args.host}:{args.port}/classify\n"
                   f"  curl http://{args.host}:{args.port}/readyz\nCtrl-C stops.\n", flush=True)
+            assert gateway.process is not None
             gateway.process.wait()
         except KeyboardInterrupt:
             pass

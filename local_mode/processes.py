@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import requests
 
@@ -43,7 +44,7 @@ class Service:
     def __init__(self, args: list[str], env: dict[str, str], log: Path | None):
         self.args, self.env, self.log_path = args, env, log
         self.process: subprocess.Popen | None = None
-        self._log = None
+        self._log: BinaryIO | None = None
 
     def start(self) -> Service:
         self._log = self.log_path.open("ab") if self.log_path else None

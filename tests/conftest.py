@@ -49,7 +49,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def efficientnet(shared_dir, tmp_path_factory):
     """Our LiteRT server running the real-weights EfficientNet-Lite0 from ../shared as "efficientnet"."""
-    from tests.processes import ModelServer, serve_tflite
+    from local_mode.processes import ModelServer, serve_tflite
 
     base = tmp_path_factory.mktemp("efficientnet")
     serve_tflite(base, "efficientnet", shared_dir / "models" / "efficientnet-lite0" / "model.tflite")

@@ -1,4 +1,5 @@
-"""The linters CI relies on: ruff for Python, hadolint for Dockerfiles, shellcheck for scripts."""
+"""The gates CI relies on: ruff and mypy for Python, hadolint for Dockerfiles,
+shellcheck for scripts."""
 
 import shutil
 import subprocess
@@ -20,6 +21,12 @@ def run(*command: str) -> subprocess.CompletedProcess:
 
 def test_ruff():
     result = run(str(BIN / "ruff"), "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy():
+    """The typed packages (listed in pyproject.toml's [tool.mypy] files) type-check."""
+    result = run(str(BIN / "mypy"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -10,12 +10,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from models.export.catalog import IMAGE_SIZE, ModelEntry
+from models.export.catalog import ModelEntry
 from models.export.weights import sha256_of
+from protocol.contract import IMAGE_SIZE, INPUT_DTYPE, INPUT_NAME, NUM_CLASSES, OUTPUT_DTYPE, OUTPUT_NAME, SIGNATURE
 
-SIGNATURE = "serving_default"
-INPUT_NAME = "images"
-OUTPUT_NAME = "probabilities"
 TFLITE_FLOAT32 = "model.tflite"
 TFLITE_INT8 = "model_int8.tflite"
 MANIFEST = "manifest.json"
@@ -29,7 +27,7 @@ def write_saved_model(model: keras.Model, version_dir: Path) -> None:
     archive.add_endpoint(
         name=SIGNATURE,
         fn=lambda images: {OUTPUT_NAME: model(images, training=False)},
-        input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name=INPUT_NAME)],
+        input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], INPUT_DTYPE, name=INPUT_NAME)],
     )
     archive.write_out(str(version_dir), verbose=False)
 
@@ -55,8 +53,8 @@ def write_manifest(version_dir: Path, entry: ModelEntry, version: int, weights: 
         "version": version,
         "weights": weights,
         "signature": SIGNATURE,
-        "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": [-1, IMAGE_SIZE, IMAGE_SIZE, 3], "layout": "NHWC RGB"},
-        "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [-1, 1000], "meaning": "softmax, ImageNet-1k order"},
+        "input": {"name": INPUT_NAME, "dtype": INPUT_DTYPE, "shape": [-1, IMAGE_SIZE, IMAGE_SIZE, 3], "layout": "NHWC RGB"},
+        "output": {"name": OUTPUT_NAME, "dtype": OUTPUT_DTYPE, "shape": [-1, NUM_CLASSES], "meaning": "softmax, ImageNet-1k order"},
         "preprocessing": {
             "resize_shorter": entry.resize_shorter,
             "crop": IMAGE_SIZE,

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from protocol.contract import IMAGE_SIZE, INPUT_DTYPE, INPUT_NAME, OUTPUT_NAME
+
 if TYPE_CHECKING:  # Keras loads lazily so that the CLI can reject bad arguments instantly.
     import keras
 
-IMAGE_SIZE = 224
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -93,8 +94,8 @@ def build_classifier(entry: ModelEntry, core: keras.Model) -> keras.Model:
     import keras
     from keras import layers
 
-    images = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="uint8", name="images")
+    images = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=INPUT_DTYPE, name=INPUT_NAME)
     outputs = core(entry.normalise(images))
     if entry.logits:
-        outputs = layers.Softmax(name="probabilities")(outputs)
+        outputs = layers.Softmax(name=OUTPUT_NAME)(outputs)
     return keras.Model(images, outputs, name=entry.name)

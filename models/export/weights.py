@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.export.catalog import IMAGE_SIZE, WeightsFile
+from models.export.catalog import WeightsFile
+from protocol.contract import IMAGE_SIZE
 
 if TYPE_CHECKING:
     import keras

@@ -25,7 +25,6 @@ from models.server.tls import ReloadingTls
 from models.server.tls_relay import TlsRelay
 from models.server.versions import ModelVersions, read_model_config, single_model, watch
 
-SHUTDOWN_GRACE_S = 5.0
 log = logging.getLogger("models.server")
 
 
@@ -95,7 +94,7 @@ def main() -> int:
     finally:
         log.info("shutting down")
         stop_polling.set()
-        grpc_server.stop(SHUTDOWN_GRACE_S).wait()
+        grpc_server.stop(settings.shutdown_grace_s).wait()
         rest_server.close()
         if relay is not None:
             relay.close()

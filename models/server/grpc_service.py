@@ -8,13 +8,15 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+import numpy as np
 from google.protobuf import any_pb2, wrappers_pb2
 
 from models.server.errors import InvalidArgument, ServingError
-from models.server.model import SIGNATURE, LiteRTModel, TensorSpec, check_signature
+from models.server.model import LiteRTModel, TensorSpec
 from models.server.versions import ModelVersions
 from protocol import tensors
-from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc, tfs_tensor_pb2
+from protocol.contract import SIGNATURE
+from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,6 @@ def _resolve(versions: ModelVersions, spec: tfs_predict_pb2.ModelSpec) -> LiteRT
                             spec.version_label if choice == "version_label" else None)
 
 
-def _tensor_info(spec: TensorSpec) -> tfs_tensor_pb2.TensorInfo:
-    return tfs_tensor_pb2.TensorInfo(name=spec.tensor_name, dtype=tensors.proto_dtype(spec.dtype),
-                                 tensor_shape=tensors.shape_proto(spec.shape))
-
-
 def _spec(model: LiteRTModel) -> tfs_predict_pb2.ModelSpec:
     """Names the version that answered, as TF-Serving does."""
     return tfs_predict_pb2.ModelSpec(name=model.name, signature_name=SIGNATURE,
@@ -68,20 +65,22 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
 
     def Predict(self, request: tfs_predict_pb2.PredictRequest, context: grpc.ServicerContext) -> tfs_predict_pb2.PredictResponse:
         model = _resolve(self.versions, request.model_spec)
-        check_signature(request.model_spec.signature_name)
-        assert model.input is not None and model.output is not None
-        if len(request.inputs) != 1:
-            raise InvalidArgument(f"the model has one input ({model.input.name!r}), got {sorted(request.inputs)}")
-        unknown = set(request.output_filter) - {model.output.name}
-        if unknown:
-            raise InvalidArgument(f"output tensor alias not found in signature: {sorted(unknown)[0]}")
-        proto = next(iter(request.inputs.values()))
-        # Bound the allocation: typed *_val fields may declare a huge shape with few values.
-        limit = model.settings.max_request_bytes // model.input.dtype.itemsize
-        batch = tensors.to_array(proto, max_elements=limit)
-        result = model.predict(model.validate(batch))
+        assert model.output is not None
+        output = model.output.name
+
+        def read_batch(spec: TensorSpec) -> np.ndarray:
+            if len(request.inputs) != 1:
+                raise InvalidArgument(f"the model has one input ({spec.name!r}), got {sorted(request.inputs)}")
+            unknown = set(request.output_filter) - {output}
+            if unknown:
+                raise InvalidArgument(f"output tensor alias not found in signature: {sorted(unknown)[0]}")
+            # Bound the allocation: typed *_val fields may declare a huge shape with few values.
+            limit = model.settings.max_request_bytes // spec.dtype.itemsize
+            return tensors.to_array(next(iter(request.inputs.values())), max_elements=limit)
+
+        result = model.infer(request.model_spec.signature_name, read_batch)
         return tfs_predict_pb2.PredictResponse(model_spec=_spec(model),
-                                           outputs={model.output.name: tensors.to_proto(result)})
+                                           outputs={output: tensors.to_proto(result)})
 
     def GetModelMetadata(self, request: tfs_predict_pb2.GetModelMetadataRequest,
                          context: grpc.ServicerContext) -> tfs_predict_pb2.GetModelMetadataResponse:
@@ -89,13 +88,8 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
         fields = set(request.metadata_field)
         if fields != {"signature_def"}:
             raise InvalidArgument("metadata_field must be exactly ['signature_def']")
-        assert model.input is not None and model.output is not None
-        signature = tfs_tensor_pb2.SignatureDef(
-            inputs={model.input.name: _tensor_info(model.input)},
-            outputs={model.output.name: _tensor_info(model.output)},
-            method_name="tensorflow/serving/predict")
         packed = any_pb2.Any()
-        packed.Pack(tfs_predict_pb2.SignatureDefMap(signature_def={SIGNATURE: signature}))
+        packed.Pack(tfs_predict_pb2.SignatureDefMap(signature_def={SIGNATURE: model.signature_def()}))
         return tfs_predict_pb2.GetModelMetadataResponse(model_spec=_spec(model),
                                                     metadata={"signature_def": packed})
 

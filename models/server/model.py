@@ -10,6 +10,7 @@ import enum
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from ai_edge_litert.interpreter import Interpreter
 
 from models.server.errors import InvalidArgument
 from models.server.settings import Settings
+from protocol import tensors
+from protocol.contract import SIGNATURE
+from protocol.generated import tfs_tensor_pb2
 
 log = logging.getLogger(__name__)
-SIGNATURE = "serving_default"
 
 
 class State(enum.Enum):
@@ -105,7 +108,21 @@ class LiteRTModel:
         log.info("model %s version %s AVAILABLE (%s, %d interpreters x %d threads)", self.name, self.version,
                  path, self.settings.interpreters, self.settings.interpreter_threads)
 
-    def validate(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, signature: str, read_batch: Callable[[TensorSpec], np.ndarray]) -> np.ndarray:
+        """One Predict call on this version, whichever protocol brought it: check the signature, read
+        the batch against the input's spec, validate it and run it."""
+        check_signature(signature)
+        assert self.input is not None
+        return self._predict(self._validate(read_batch(self.input)))
+
+    def signature_def(self) -> tfs_tensor_pb2.SignatureDef:
+        """The served signature as TF-Serving describes it, for both protocols' metadata calls."""
+        assert self.input is not None and self.output is not None
+        return tfs_tensor_pb2.SignatureDef(inputs={self.input.name: _tensor_info(self.input)},
+                                           outputs={self.output.name: _tensor_info(self.output)},
+                                           method_name="tensorflow/serving/predict")
+
+    def _validate(self, batch: np.ndarray) -> np.ndarray:
         assert self.input is not None
         if batch.dtype != self.input.dtype:
             raise InvalidArgument(f"input {self.input.name!r} must be {self.input.dtype}, got {batch.dtype}")
@@ -117,13 +134,18 @@ class LiteRTModel:
             raise InvalidArgument(f"batch of {batch.shape[0]} is outside 1..{self.settings.max_batch}")
         return np.ascontiguousarray(batch)
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def _predict(self, batch: np.ndarray) -> np.ndarray:
         """Run one validated batch as one invocation on a free interpreter."""
         slot = self._pool.get()
         try:
             return slot.run(batch)
         finally:
             self._pool.put(slot)
+
+
+def _tensor_info(spec: TensorSpec) -> tfs_tensor_pb2.TensorInfo:
+    return tfs_tensor_pb2.TensorInfo(name=spec.tensor_name, dtype=tensors.proto_dtype(spec.dtype),
+                                     tensor_shape=tensors.shape_proto(spec.shape))
 
 
 def _describe(interpreter: Interpreter) -> tuple[TensorSpec, TensorSpec]:

@@ -8,43 +8,32 @@ from typing import Any
 
 import numpy as np
 from flask import Flask, Response, request
+from google.protobuf import json_format
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from models.server.errors import InvalidArgument, NotFound, ServingError
-from models.server.model import SIGNATURE, LiteRTModel, TensorSpec, check_signature
+from models.server.model import LiteRTModel, TensorSpec
 from models.server.versions import ModelVersions
+from protocol.contract import SIGNATURE
 
 # /v1/models/<name>[/versions/<v>|/labels/<l>][/metadata | :predict]
 _PATH = re.compile(
     r"^(?P<name>[^/:]+)(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?:/(?P<metadata>metadata)|:(?P<verb>[a-z]+))?$"
 )
-_DT_NAMES = {np.dtype("uint8"): "DT_UINT8", np.dtype("float32"): "DT_FLOAT", np.dtype("int8"): "DT_INT8",
-             np.dtype("int32"): "DT_INT32", np.dtype("int64"): "DT_INT64", np.dtype("float16"): "DT_HALF",
-             np.dtype("int16"): "DT_INT16", np.dtype("bool"): "DT_BOOL", np.dtype("float64"): "DT_DOUBLE"}
 
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
 
 
-def _tensor_info(spec: TensorSpec) -> dict[str, Any]:
-    return {
-        "dtype": _DT_NAMES.get(spec.dtype, "DT_INVALID"),
-        "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in spec.shape], "unknown_rank": False},
-        "name": spec.tensor_name,
-    }
-
-
 def metadata(model: LiteRTModel) -> dict[str, Any]:
-    assert model.input is not None and model.output is not None
+    # TF-Serving's REST metadata is the gRPC answer printed as proto3 JSON, default values included.
+    signature = json_format.MessageToDict(model.signature_def(), preserving_proto_field_name=True,
+                                          always_print_fields_with_no_presence=True)
     return {
         "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
-        "metadata": {"signature_def": {"signature_def": {SIGNATURE: {
-            "inputs": {model.input.name: _tensor_info(model.input)},
-            "outputs": {model.output.name: _tensor_info(model.output)},
-            "method_name": "tensorflow/serving/predict",
-        }}}},
+        "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
     }
 
 
@@ -84,10 +73,7 @@ def _single(value: Any, spec: TensorSpec, where: str) -> Any:
     return value
 
 
-def _parse_predict(body: Any, spec: TensorSpec) -> tuple[np.ndarray, bool]:
-    if not isinstance(body, dict):
-        raise InvalidArgument("request body must be a JSON object")
-    check_signature(body.get("signature_name") or "")
+def _read_batch(body: dict[str, Any], spec: TensorSpec) -> np.ndarray:
     if ("instances" in body) == ("inputs" in body):
         raise InvalidArgument("request must have exactly one of 'instances' (row) or 'inputs' (columnar)")
     if "instances" in body:
@@ -95,8 +81,8 @@ def _parse_predict(body: Any, spec: TensorSpec) -> tuple[np.ndarray, bool]:
         if not isinstance(instances, list) or not instances:
             raise InvalidArgument("'instances' must be a non-empty list")
         rows = [_single(row, spec, "instances") for row in instances]
-        return _to_array(rows, spec), True
-    return _to_array(_single(body["inputs"], spec, "inputs"), spec), False
+        return _to_array(rows, spec)
+    return _to_array(_single(body["inputs"], spec, "inputs"), spec)
 
 
 def create_rest_app(versions: ModelVersions, max_request_bytes: int) -> Flask:
@@ -125,10 +111,10 @@ def create_rest_app(versions: ModelVersions, max_request_bytes: int) -> Flask:
             body = json.loads(request.get_data(cache=False))  # over MAX_CONTENT_LENGTH: http_error's 413
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"JSON Parse error: {exc}") from None
-        assert model.input is not None
-        batch, row_format = _parse_predict(body, model.input)
-        result = model.predict(model.validate(batch))
-        if row_format:
+        if not isinstance(body, dict):
+            raise InvalidArgument("request body must be a JSON object")
+        result = model.infer(body.get("signature_name") or "", lambda spec: _read_batch(body, spec))
+        if "instances" in body:
             return _json({"predictions": result.tolist()})
         return _json({"outputs": result.tolist()})
 

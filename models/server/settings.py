@@ -26,6 +26,7 @@ class Settings:
     interpreter_threads: int
     max_batch: int
     max_request_bytes: int
+    shutdown_grace_s: float  # how long in-flight calls may finish after SIGTERM
     ssl_config_file: Path | None  # TF-Serving's --ssl_config_file: TLS for gRPC and REST
     model_config_file: Path | None  # TF-Serving's --model_config_file: versions, policy, labels
     file_system_poll_wait_s: float  # --file_system_poll_wait_seconds: 0 looks for versions once
@@ -33,8 +34,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        reader = EnvReader(env)
+        reader = EnvReader(os.environ if env is None else env)
         name = reader.raw("MODEL_NAME")
         config_file = reader.raw("MODEL_CONFIG_FILE")
         if (not name and not config_file) or "/" in name or ":" in name:
@@ -43,15 +43,16 @@ class Settings:
         cores = available_cores()
         return cls(
             model_name=name,
-            model_base_path=Path(env.get("MODEL_BASE_PATH", "/models")),
-            model_file=env.get("MODEL_FILE", "model.tflite"),
+            model_base_path=Path(reader.text("MODEL_BASE_PATH", "/models")),
+            model_file=reader.text("MODEL_FILE", "model.tflite"),
             grpc_port=reader.int("GRPC_PORT", 8500, 0, 65535),
             rest_port=reader.int("REST_PORT", 8501, 0, 65535),
-            host=env.get("HOST", "0.0.0.0"),
+            host=reader.text("HOST", "0.0.0.0"),
             interpreters=reader.int("INTERPRETERS", cores, 1, 64),
             interpreter_threads=reader.int("INTERPRETER_THREADS", 1, 1, 64),
             max_batch=reader.int("MAX_BATCH", 64, 1, 4096),
             max_request_bytes=reader.int("MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
+            shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 5.0, 0.0, 600.0),
             ssl_config_file=Path(reader.raw("SSL_CONFIG_FILE")) if reader.raw("SSL_CONFIG_FILE") else None,
             model_config_file=Path(config_file) if config_file else None,
             file_system_poll_wait_s=reader.float("FILE_SYSTEM_POLL_WAIT_SECONDS", 1.0, 0.0, 86_400.0),

@@ -14,9 +14,9 @@ import pytest
 import requests
 from PIL import Image
 
+from local_mode.processes import Gateway, ModelServer, free_port
 from protocol.generated import tfs_predict_pb2_grpc
 from tests.fault_proxy import FaultProxy
-from tests.processes import Gateway, ModelServer, free_port
 
 PRIMARY, FALLBACK = "wide_resnet50_2", "mobilenet_v3_large"
 

@@ -22,3 +22,15 @@ def test_errors_name_the_variable(method, raw, message):
     reader = EnvReader({"X": raw})
     with pytest.raises(SettingsError, match=message.replace(".", r"\.")):
         reader.bool("X", True) if method == "bool" else getattr(reader, method)("X", 5, 0, 10)
+
+
+def test_milliseconds_are_checked_as_given_and_returned_in_seconds():
+    assert EnvReader({"T_MS": "250"}).milliseconds("T_MS", 5, 0, 1000) == 0.25
+    assert EnvReader({}).milliseconds("T_MS", 5, 0, 1000) == 0.005
+    with pytest.raises(SettingsError, match=r"T_MS=2000 is outside 0\.\.1000"):
+        EnvReader({"T_MS": "2000"}).milliseconds("T_MS", 5, 0, 1000)
+
+
+def test_text_falls_back_to_the_default_when_unset_or_blank():
+    assert EnvReader({"H": " h "}).text("H", "d") == "h"
+    assert EnvReader({"H": " "}).text("H", "d") == "d" and EnvReader({}).text("H", "d") == "d"

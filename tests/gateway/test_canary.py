@@ -25,7 +25,7 @@ SETTINGS = CanarySettings(
     max_error_rate_increase=0.05,
     max_fallback_rate_increase=0.05,
     max_p95_ratio=1.5,
-    p95_slack_ms=20,
+    p95_slack_s=0.02,
     max_disagreement=0.1,
     grace_s=0.05,
 )

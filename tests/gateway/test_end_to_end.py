@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from tests.processes import Gateway, ModelServer, free_port
+from local_mode.processes import Gateway, ModelServer, free_port
 from tests.raw_http import announce_huge_body
 from tests.real_weights import CAT_CLASSES, ESPRESSO
 

@@ -28,14 +28,14 @@ def make_router(primary=None, fallback=None, **env):
         if spec is None or backend_settings is None:
             continue
         client = FakeClient(backend_settings, PRIMARY_TOP if role == "primary" else FALLBACK_TOP, clock=clock, **spec)
-        breaker = CircuitBreaker(role, settings.breaker_failures, 60, 60, clock=clock)
+        breaker = CircuitBreaker(role, settings.breaker.failures, 60, 60, clock=clock)
         backends[role] = Backend(backend_settings, client, breaker)
     return Router(settings, backends, Metrics(), clock=clock, wait=clock.wait), backends
 
 
 def classify(router):
     started = router.clock()
-    outcome = router.classify(IMAGE, deadline=started + router.settings.deadline_ms / 1000)
+    outcome = router.classify(IMAGE, deadline=started + router.settings.deadline_s)
     return outcome, router.clock() - started
 
 

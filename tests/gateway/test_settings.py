@@ -10,7 +10,7 @@ def test_defaults():
     settings = Settings.from_env(ENV)
     assert settings.primary.protocol == "grpc" and settings.primary.target == "127.0.0.1:1"
     assert settings.primary.policy.resize_shorter == 232 and settings.fallback.policy.resize_shorter == 256
-    assert settings.deadline_ms == 2000 and settings.primary_timeout_ms == 2000 and settings.fallback_reserve_ms == 400
+    assert settings.deadline_s == 2.0 and settings.primary_timeout_s == 2.0 and settings.fallback_reserve_s == 0.4
     assert settings.max_body_bytes == 10 << 20 and settings.threads > settings.max_in_flight
 
 
@@ -63,3 +63,13 @@ def test_the_process_stops_with_one_line_naming_the_variable(env, line):
                             env={"PATH": "/usr/bin:/bin", **env})
     assert result.returncode == 2
     assert result.stderr.strip() == line
+
+
+def test_durations_are_held_in_seconds_and_grouped():
+    settings = Settings.from_env({**ENV, "BREAKER_COOLDOWN_MS": "1500", "BREAKER_LATENCY_MS": "250",
+                                  "HEDGE": "true", "HEDGE_MIN_MS": "30", "PRIMARY_GRACE_MS": "5"})
+    assert (settings.breaker.failures, settings.breaker.cooldown_s, settings.breaker.max_cooldown_s) == (5, 1.5, 30.0)
+    assert settings.breaker.latency_bound_s == 0.25 and settings.status_timeout_s == 0.5
+    assert (settings.hedge.enabled, settings.hedge.min_delay_s, settings.hedge.max_delay_s) == (True, 0.03, 0.8)
+    assert settings.hedge.primary_grace_s == 0.005
+    assert Settings.from_env(ENV).breaker.latency_bound_s is None, "0 turns the latency bound off"

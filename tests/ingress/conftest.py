@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ingress.render_nginx import EDGE_CONF, load, render
-from tests.processes import free_port, wait_until
+from local_mode.processes import free_port, wait_until
 
 
 class Recorder(http.server.ThreadingHTTPServer):

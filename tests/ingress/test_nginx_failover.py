@@ -10,7 +10,7 @@ import requests
 from urllib3 import encode_multipart_formdata
 
 from ingress.render_nginx import EDGE_CONF, load, render
-from tests.processes import free_port
+from local_mode.processes import free_port
 
 PHOTO = os.urandom(300_000)
 

@@ -14,7 +14,7 @@ import requests
 from gateway.clients import GrpcModelClient, RestModelClient
 from gateway.imaging import ResizePolicy
 from gateway.settings import BackendSettings
-from tests.processes import Gateway
+from local_mode.processes import Gateway
 
 GRPC, REST = os.environ.get("TFSERVING_GRPC"), os.environ.get("TFSERVING_REST")
 MODEL = "wide_resnet50_2"

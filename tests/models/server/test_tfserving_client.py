@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.models.conftest import MOBILENET
+from tests.models.server.conftest import MOBILENET
 
 TARGET = REPO / ".cache" / "tfserving-api"
 VERSION = "2.21.0"

@@ -7,7 +7,7 @@ from google.protobuf import wrappers_pb2
 
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_tensor_pb2, tfs_types_pb2
-from tests.models.conftest import MOBILENET
+from tests.models.server.conftest import MOBILENET
 
 
 def request(images, **spec):

@@ -7,9 +7,9 @@ import grpc
 import numpy as np
 import pytest
 
+from local_mode.processes import ModelServer
 from protocol.generated import tfs_predict_pb2_grpc
 from tests.conftest import REPO
-from tests.processes import ModelServer
 
 MOBILENET = "mobilenet_v3_large"
 

@@ -5,7 +5,7 @@ import signal
 import psutil
 import requests
 
-from tests.processes import Service, free_port, wait_until
+from local_mode.processes import Service, free_port, wait_until
 from tests.real_weights import CAT_CLASSES
 
 

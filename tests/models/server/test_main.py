@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import requests
 
+from local_mode.processes import ModelServer, serve_tflite
 from models.server.grpc_service import create_grpc_server
 from models.server.rest import create_rest_app
-from models.server.settings import Settings, SettingsError
+from models.server.settings import Settings
 from models.server.versions import ModelVersions, single_model
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
-from tests.models.conftest import MOBILENET, run_server
-from tests.processes import ModelServer, serve_tflite
+from tests.models.server.conftest import MOBILENET, run_server
 
 
 def _predict(stub, images, timeout=30):
@@ -98,17 +98,6 @@ def test_missing_model_makes_the_process_exit_with_the_reason(tmp_path):
     result = run_server({"MODEL_NAME": "absent", "MODEL_BASE_PATH": str(tmp_path)})
     assert result.returncode != 0
     assert "no numeric version folder" in result.stdout + result.stderr
-
-
-@pytest.mark.parametrize(("env", "message"), [
-    ({}, "MODEL_NAME"),
-    ({"MODEL_NAME": "m", "GRPC_PORT": "abc"}, "GRPC_PORT='abc' is not an integer"),
-    ({"MODEL_NAME": "m", "MAX_BATCH": "0"}, "MAX_BATCH=0 is outside 1..4096"),
-    ({"MODEL_NAME": "a/b"}, "MODEL_NAME='a/b'"),
-])
-def test_settings_errors_name_the_variable(env, message):
-    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        Settings.from_env(env)
 
 
 def test_bad_settings_stop_the_process_with_one_line():
