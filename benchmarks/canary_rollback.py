@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from local_mode.processes import Gateway, wait_until
 from tests.gateway.canary_models import canary_server, write_canary_models
-from tests.processes import Gateway, wait_until
 
 MODEL = "mobilenet_v3_large"
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.processes import ModelServer, serve_tflite
+from local_mode.processes import ModelServer, serve_tflite
 
 SCRIPT = r"""
 import sys

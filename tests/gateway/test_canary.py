@@ -12,11 +12,11 @@ from prometheus_client import CollectorRegistry
 
 from gateway.canary import CanaryClient, CanaryJudge
 from gateway.settings import CanarySettings, Settings, SettingsError
+from local_mode.processes import Gateway, wait_until
 from tests.gateway.canary_models import canary_server
 from tests.gateway.conftest import ENV
 from tests.gateway.fakes import FakeClient
-from tests.models.conftest import MOBILENET
-from tests.processes import Gateway, wait_until
+from tests.models.server.conftest import MOBILENET
 
 SETTINGS = CanarySettings(
     share=0.5,

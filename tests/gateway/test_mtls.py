@@ -9,10 +9,10 @@ import pytest
 import requests
 
 from gateway.settings import Settings, SettingsError
+from local_mode.processes import Gateway, ModelServer
 from tests.conftest import REPO
 from tests.gateway.conftest import ENV
-from tests.models.conftest import MOBILENET
-from tests.processes import Gateway, ModelServer
+from tests.models.server.conftest import MOBILENET
 
 
 @pytest.fixture(scope="module")

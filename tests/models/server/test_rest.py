@@ -1,7 +1,6 @@
 """TF-Serving REST conformance, written from TF-Serving's documented requests and responses."""
 
 import json
-
 from pathlib import Path
 
 import numpy as np

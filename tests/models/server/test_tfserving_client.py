@@ -110,7 +110,7 @@ for label in ("stable", "canary"):
 
 
 def test_tfserving_client_names_a_version_label(exported_models, tfserving_api, tmp_path):
-    from tests.processes import ModelServer, serve_tflite
+    from local_mode.processes import ModelServer, serve_tflite
 
     for version in (3, 4):
         serve_tflite(tmp_path, MOBILENET, exported_models / MOBILENET / "1" / "model.tflite", version)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import requests
 
+from local_mode.processes import ModelServer, wait_until
 from models.server import tls
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.conftest import REPO
-from tests.models.conftest import MOBILENET, run_server
-from tests.processes import ModelServer, wait_until
+from tests.models.server.conftest import MOBILENET, run_server
 from tools.certificates import issue, make_ca, ssl_config_text
 
 

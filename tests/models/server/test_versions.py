@@ -12,10 +12,10 @@ import pytest
 import requests
 from google.protobuf import wrappers_pb2
 
+from local_mode.processes import ModelServer, serve_tflite, wait_until
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
-from tests.models.conftest import MOBILENET, run_server
-from tests.processes import ModelServer, serve_tflite, wait_until
+from tests.models.server.conftest import MOBILENET, run_server
 
 IMAGE = np.zeros((1, 224, 224, 3), np.uint8)
 
