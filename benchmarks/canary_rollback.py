@@ -3,7 +3,7 @@
     python -m benchmarks.canary_rollback --models build/models [--requests 200]
 
 For each canary (a good one: the stable model again; one whose answers the server refuses; one
-that always answers class 7; one ~0.35 s slower), our model server holds the stable and canary
+that always answers class 7; one ~0.7 s slower), our model server holds the stable and canary
 versions under those labels and a gateway with the default canary settings (share 0.1, window
 60 s, 20 canary calls before a verdict) takes sequential requests until the canary is rolled back
 or ``--requests`` have been sent. Printed: requests and canary calls until the rollback, seconds,

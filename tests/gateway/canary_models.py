@@ -3,7 +3,7 @@ models that make bad canaries, written by TensorFlow in a child process (~10 s):
 
 - ``wrong_size``: takes [N, 160, 160, 3], so the server refuses our 224 px tensors (an erroring canary);
 - ``constant``: the contract's shapes, always answering class 7 first (a canary that disagrees);
-- ``slow``: the contract's shapes, always class 7, after ~0.3 s of matrix products (a slow canary).
+- ``slow``: the contract's shapes, always class 7, after ~0.7 s of matrix products (a slow canary).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def convert(name, size, work):
 
 convert("wrong_size", 160, 0)
 convert("constant", 224, 0)
-convert("slow", 224, 250)
+convert("slow", 224, 500)
 """
 
 
