@@ -133,7 +133,7 @@ class GrpcModelClient(_PooledClient):
                 timeout=timeout_s)
             return "AVAILABLE"
         except grpc.RpcError as exc:
-            return f"UNAVAILABLE ({exc.code().name})"
+            return f"UNAVAILABLE ({exc.code().name}: {exc.details()})"
 
     def close(self) -> None:
         super().close()
@@ -193,7 +193,7 @@ class RestModelClient(_PooledClient):
             versions = response.json()["model_version_status"]
             available = [str(v["version"]) for v in versions if v["state"] == "AVAILABLE"]
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-            return f"UNAVAILABLE ({type(exc).__name__})"
+            return f"UNAVAILABLE ({type(exc).__name__}: {str(exc)[:300]})"
         if not available:
             return f"UNAVAILABLE ({', '.join(v['state'] for v in versions) or 'no version'})"
         self._versions = {None: available[-1]}  # labels are learnt again: they may have moved

@@ -110,3 +110,13 @@ def test_tls_settings_are_held_per_backend(pki):
     settings = Settings.from_env({**ENV, **_tls_env("PRIMARY", pki.ca, *pki.client)})
     assert settings.primary.tls.ca == pki.ca and settings.primary.tls.cert == pki.client[0]
     assert settings.fallback.tls is None
+
+
+def test_a_server_certificate_from_another_ca_is_named_in_readyz(mtls_server, pki, tmp_path):
+    """The gateway verifies the server too: trusting another CA, /readyz says why each backend is down."""
+    with Gateway(tmp_path / "log", **_both_backends(mtls_server, pki.stranger_ca, *pki.client)) as gateway:
+        gateway.start()
+        ready = requests.get(f"{gateway.url}/readyz", timeout=5)
+    assert ready.status_code == 503
+    for role, backend in ready.json()["backends"].items():
+        assert "CERTIFICATE_VERIFY_FAILED" in backend["state"], (role, backend["state"])
