@@ -1,14 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suite on a fresh machine: install every category of Pipfile.lock into .venv with
-# pipenv, then run pytest. Extra arguments go to pytest (for example: scripts/test.sh -k gateway).
+# pipenv (scripts/venv.sh), then run pytest. Extra arguments go to pytest (for example: scripts/test.sh -k gateway).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-PIPENV_VERSION=2026.10.3
-export PIPENV_VENV_IN_PROJECT=1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_VERBOSITY=-1
-if [ ! -x .venv/bin/pipenv ]; then
-  python3 -m venv .venv
-  .venv/bin/python -m pip install -q "pipenv==${PIPENV_VERSION}"
-fi
-.venv/bin/pipenv sync --categories "gateway server export dev-packages" >/dev/null
+bash scripts/venv.sh
 exec .venv/bin/python -m pytest "$@"

@@ -62,20 +62,29 @@ def _peak_rss_mb() -> float:
 
 
 def export_one(entry: ModelEntry, args: argparse.Namespace) -> dict[str, Any]:
+    from models.export import weights
+
+    started = time.perf_counter()
+    # Download and verify before TensorFlow starts: on CPUs where oneDNN is on, TensorFlow writes
+    # start-up lines to stderr whatever TF_CPP_MIN_LOG_LEVEL says, burying a one-line error.
+    fetched = None
+    if args.weights == "imagenet" and entry.imagenet_weights is not None:
+        fetched = weights.fetch(entry.imagenet_weights, args.cache_dir, args.weights_url)
+
     import keras
 
-    from models.export import archive, weights
+    from models.export import archive
     from models.export.pth_reader import read_state_dict
     from models.export.torch_port import load_torch_state_dict
 
-    started = time.perf_counter()
     keras.utils.set_random_seed(args.seed)
     if args.weights == "random":
         core = entry.build_core(None)
         weights.reestimate_batchnorm(core, args.seed)
         source: dict[str, Any] = {"source": "random", "seed": args.seed}
-    elif entry.imagenet_weights is not None:
-        path, digest = weights.fetch(entry.imagenet_weights, args.cache_dir, args.weights_url)
+    elif fetched is not None:
+        assert entry.imagenet_weights is not None
+        path, digest = fetched
         core = entry.build_core(None)
         load_torch_state_dict(core, read_state_dict(path))
         source = {"source": "imagenet", "url": entry.imagenet_weights.url, "sha256": digest}

@@ -20,8 +20,12 @@ from tests.conftest import REPO
 
 COMPOSE_FILES = [str(REPO / "compose.yaml")]
 PROJECT = "classifier-test"
-ENV = {"WEIGHTS": "random", "GATEWAY_PUBLISH": "127.0.0.1:", "EDGE_PUBLISH": "127.0.0.1:",
-       "PATH": "/usr/bin:" + os.environ.get("PATH", "")}
+# The workflow's compose job loads the images its build job made (ImageNet weights) and sets
+# COMPOSE_IMAGES_PREBUILT=1: the stack then starts those images instead of building random-weight ones.
+PREBUILT = os.environ.get("COMPOSE_IMAGES_PREBUILT") == "1"
+ENV = {"GATEWAY_PUBLISH": "127.0.0.1:", "EDGE_PUBLISH": "127.0.0.1:", "PATH": "/usr/bin:" + os.environ.get("PATH", ""),
+       **({} if PREBUILT else {"WEIGHTS": "random"})}
+BUILD = "--no-build" if PREBUILT else "--build"
 
 
 def compose(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -68,7 +72,7 @@ def docker_compose_project_name() -> str:
 
 @pytest.fixture(scope="session")
 def docker_setup() -> list[str]:
-    return ["up --build --wait --wait-timeout 900 -d"]
+    return [f"up {BUILD} --wait --wait-timeout 900 -d"]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import requests
 import yaml
 from PIL import Image
 
-from tests.compose.conftest import compose, compose_cli_or_skip, wait_for
+from tests.compose.conftest import BUILD, compose, compose_cli_or_skip, wait_for
 from tests.conftest import REPO, SHARED, tracked_files
 
 
@@ -118,7 +118,7 @@ def test_paused_primary_then_stopped_primary_then_back(stack):
 
 
 def test_edge_profile_fails_over_to_the_fallback_gateway(stack):
-    compose("--profile", "edge", "up", "--build", "--wait", "--wait-timeout", "300", "-d", "edge", "gateway-fallback",
+    compose("--profile", "edge", "up", BUILD, "--wait", "--wait-timeout", "300", "-d", "edge", "gateway-fallback",
             timeout=600)
     port = compose("--profile", "edge", "port", "edge", "8000").stdout.strip().rsplit(":", 1)[1]
     edge = f"http://127.0.0.1:{port}"
@@ -139,7 +139,7 @@ def test_mtls_profile_configures_both_ends():
     """compose.mtls.yaml (profile mtls): certificates made first, servers requiring client
     certificates, the gateway presenting one, health checks over HTTPS with the server's own."""
     services = config("--profile", "mtls", files=("compose.yaml", "compose.mtls.yaml"))["services"]
-    assert services["certs"]["build"]["dockerfile"] == "tools/certificates.Dockerfile"
+    assert services["certs"]["build"]["dockerfile"] == "tools/certs/Dockerfile"
     for server, model in (("primary", "wide_resnet50_2"), ("fallback", "mobilenet_v3_large")):
         service = services[server]
         assert service["environment"]["SSL_CONFIG_FILE"] == f"/certs/{server}.ssl_config"
