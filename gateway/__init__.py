@@ -24,6 +24,7 @@ def create_app(env: Mapping[str, str] | None = None, service: Service | None = N
     if service is None:
         service = Service.build(Settings.from_env(env))
     app = Flask(__name__)
+    app.url_map.merge_slashes = False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_body_bytes
     app.extensions["classifier"] = service
 

@@ -60,8 +60,20 @@ class CorruptImage(ImageError):
     status, code = 422, "corrupt_image"
 
 
+class TooManyScans(ImageError):
+    """A JPEG with more scans than any encoder writes: each costs a pass over every pixel."""
+
+    status, code = 422, "too_many_scans"
+
+
 class Overloaded(ApiError):
     status, code = 503, "overloaded"
+
+
+class DeadlineExceeded(ApiError):
+    """Reading and decoding the upload used the request's deadline up; no backend was asked."""
+
+    status, code = 503, "deadline_exceeded"
 
 
 class AllBackendsFailed(ApiError):

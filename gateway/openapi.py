@@ -20,13 +20,16 @@ _CLASSIFY = {
         {"name": "top_k", "in": "query", "required": False,
          "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5}},
         {"name": "X-Request-ID", "in": "header", "required": False,
-         "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}},
+         "description": "Echoed back when it is 1-128 characters of A-Z a-z 0-9 . _ : -; any other value is "
+                        "replaced by a generated id (it never refuses a request)",
+         "schema": {"type": "string"}},
     ],
     "requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "properties": {
-            "file": {"type": "string", "contentMediaType": "application/octet-stream"},
-            "image": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
-        **{media: {"schema": {"type": "string", "contentMediaType": media}}
+        "multipart/form-data": {"schema": {
+            "type": "object", "anyOf": [{"required": ["file"]}, {"required": ["image"]}], "properties": {
+                "file": {"type": "string", "format": "binary", "minLength": 1},
+                "image": {"type": "string", "format": "binary", "minLength": 1}}}},
+        **{media: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
            for media in ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")},
     }},
     "responses": {
@@ -36,10 +39,10 @@ _CLASSIFY = {
             "X-Request-ID": {"schema": {"type": "string"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Classification"}}}},
         "400": _error("No file, empty file or invalid top_k"),
-        "413": _error("Body over the size limit, or image over the pixel limit"),
+        "413": _error("Body over the size limit, or image over the pixel limit or the decoding memory budget"),
         "415": _error("Not an image in a supported format, or an unsupported Content-Type"),
-        "422": _error("Truncated or corrupt image"),
-        "503": _error("Overloaded (Retry-After) or no model could answer"),
+        "422": _error("Truncated or corrupt image, a header declaring no pixels, or a JPEG with too many scans"),
+        "503": _error("Overloaded (Retry-After), the deadline used up by decoding, or no model could answer"),
     },
 }
 

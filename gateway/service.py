@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from gateway.breaker import CircuitBreaker, State
 from gateway.canary import CanaryClient
 from gateway.clients import ModelClient, make_client
 from gateway.labels import load_labels
+from gateway.memory_budget import MemoryBudget
 from gateway.metrics import Metrics
 from gateway.routing import Backend, Router
 from gateway.settings import BackendSettings, Settings
@@ -48,6 +50,13 @@ class InFlight:
             return self._idle.wait_for(lambda: self._count == 0, timeout_s)
 
 
+def _state(check: Future, timeout_s: float) -> str:
+    try:
+        return check.result(timeout_s)
+    except FutureTimeout:  # the client's own timeout did not fire: still do not wait longer
+        return "UNAVAILABLE (status call timed out)"
+
+
 @dataclass
 class Service:
     settings: Settings
@@ -57,7 +66,12 @@ class Service:
     metrics: Metrics
     in_flight: InFlight
     status_pool: ThreadPoolExecutor
+    memory: MemoryBudget
     draining: threading.Event = field(default_factory=threading.Event)
+    # The status call running for each backend: concurrent /readyz callers share it instead of
+    # queueing behind one another on a frozen backend (7 callers took 2 s; a probe allows 2 s).
+    _status_checks: dict[str, Future] = field(default_factory=dict)
+    _status_lock: threading.Lock = field(default_factory=threading.Lock)
     canary: CanaryClient | None = None
 
     @classmethod
@@ -86,12 +100,19 @@ class Service:
         return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
                    labels=load_labels(settings.labels_path), metrics=metrics,
                    in_flight=InFlight(settings.max_in_flight),
-                   status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"), canary=canary)
+                   status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"),
+                   memory=MemoryBudget(settings.memory_budget_bytes), canary=canary)
 
     def backend_states(self) -> dict[str, dict]:
+        """Each backend's status, asked at most once at a time and waited for at most STATUS_TIMEOUT_MS."""
         timeout = self.settings.status_timeout_s
-        checks = {role: self.status_pool.submit(b.client.status, timeout) for role, b in self.backends.items()}
-        return {role: {"url": b.settings.url, "model": b.settings.model, "state": checks[role].result(),
+        with self._status_lock:
+            for role, backend in self.backends.items():
+                check = self._status_checks.get(role)
+                if check is None or check.done():
+                    self._status_checks[role] = self.status_pool.submit(backend.client.status, timeout)
+            checks = dict(self._status_checks)
+        return {role: {"url": b.settings.url, "model": b.settings.model, "state": _state(checks[role], timeout),
                        "circuit": b.breaker.state.name.lower()} for role, b in self.backends.items()}
 
     def close(self) -> None:

@@ -90,6 +90,10 @@ class Settings:
     max_body_bytes: int
     max_pixels: int
     max_in_flight: int
+    memory_budget_bytes: int  # bodies and decoded pixels of all requests in flight together
+    connection_limit: int
+    header_read_timeout_s: float  # from a request's first byte to the end of its headers
+    request_read_timeout_s: float  # from a request's first byte to the end of its body
     labels_path: Path
     breaker: BreakerSettings
     hedge: HedgeSettings
@@ -133,6 +137,10 @@ class Settings:
             max_body_bytes=reader.int("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30),
             max_pixels=reader.int("MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
             max_in_flight=max_in_flight,
+            memory_budget_bytes=reader.int("MEMORY_BUDGET_BYTES", 256 << 20, 1 << 20, 1 << 40),
+            connection_limit=reader.int("CONNECTION_LIMIT", 1000, 1, 100_000),
+            header_read_timeout_s=reader.float("HEADER_READ_TIMEOUT_S", 10.0, 0.1, 3600.0),
+            request_read_timeout_s=reader.float("REQUEST_READ_TIMEOUT_S", 60.0, 0.1, 3600.0),
             labels_path=Path(reader.text("LABELS_PATH", str(DEFAULT_LABELS))),
             breaker=_breaker(reader),
             hedge=_hedge(reader),
@@ -141,6 +149,9 @@ class Settings:
         )
         if settings.canary is not None and primary is None:
             raise SettingsError("CANARY_SHARE needs PRIMARY_URL: the canary is a version of the primary model")
+        if settings.memory_budget_bytes < 2 * settings.max_body_bytes:
+            raise SettingsError(f"MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} must hold at least two "
+                                f"MAX_BODY_BYTES ({2 * settings.max_body_bytes}): a body and its multipart copy")
         if not settings.labels_path.is_file():
             raise SettingsError(f"LABELS_PATH={settings.labels_path} is not a file")
         return settings

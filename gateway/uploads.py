@@ -8,11 +8,17 @@ size is already bounded by the server's limit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Request
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway import imaging
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
 from gateway.errors import BadMultipart, EmptyFile, MissingFile, UnsupportedMediaType
 
 FIELDS = (b"file", b"image")
@@ -48,13 +54,13 @@ def _multipart_parts(body: bytes, content_type: str) -> dict[bytes, bytes]:
         if state["name"] in FIELDS and state["name"] not in parts:
             parts[state["name"]] = b"".join(state["chunks"])
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": part_begin, "on_header_field": header_field, "on_header_value": header_value,
-        "on_header_end": header_end, "on_part_data": part_data, "on_part_end": part_end})
-    try:
+    callbacks: MultipartCallbacks = {"on_part_begin": part_begin, "on_header_field": header_field, "on_header_value": header_value,
+                 "on_header_end": header_end, "on_part_data": part_data, "on_part_end": part_end}
+    try:  # the constructor refuses a boundary over python-multipart's 256 characters
+        parser = MultipartParser(boundary, callbacks)
         parser.write(body)
         parser.finalize()
-    except MultipartParseError as exc:
+    except (MultipartParseError, FormParserError) as exc:
         raise BadMultipart(f"malformed multipart/form-data body: {exc}") from None
     return parts
 
@@ -66,6 +72,8 @@ def image_bytes(request: Request) -> bytes:
         data = next((parts[name] for name in FIELDS if name in parts), None)
         if data is None:
             raise MissingFile("multipart form needs a file field named 'file' (or 'image')")
+        if not all(parts.values()):  # an empty 'image' beside a 'file' is as wrong as an empty 'file'
+            raise EmptyFile("an uploaded image field is empty")
     elif mimetype in imaging.MEDIA_TYPES:
         data = request.get_data(cache=False)
     elif not request.content_length and not mimetype:

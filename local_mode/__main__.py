@@ -4,12 +4,13 @@ Starts a LiteRT model server for the primary (WRN-50-2 int8 export: the fast CPU
 for the fallback (MobileNetV3-Large export), then the gateway on 127.0.0.1:8080, and prints a curl
 line. Exports are made with random weights first when ``--models`` holds none (about 90 s).
 Any single-input, single-output classifier ``.tflite`` can replace either model.
-Ctrl-C stops everything.
+Ctrl-C or SIGTERM (``timeout``, ``kill``, a process manager) stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,14 @@ from pathlib import Path
 from local_mode.processes import REPO, Gateway, ModelServer, Service, serve_tflite
 
 WRN, MOBILENET = "wide_resnet50_2", "mobilenet_v3_large"
+
+
+class _Stop(Exception):
+    """SIGTERM arrived: leave what main() is doing and stop the children."""
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise _Stop
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -67,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                                         (MOBILENET, args.fallback_tflite)) if not custom]
     _ensure_exports(args.models, needed)
     running: list[Service] = []
+    signal.signal(signal.SIGTERM, _stop)  # by default SIGTERM kills this process and orphans its children
     with tempfile.TemporaryDirectory(prefix="local_mode-") as scratch:
         try:
             env: dict[str, str] = {}
@@ -88,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"  curl http://{args.host}:{args.port}/readyz\nCtrl-C stops.\n", flush=True)
             assert gateway.process is not None
             gateway.process.wait()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Stop):
             pass
         finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
             for service in reversed(running):
                 service.stop()
     return 0

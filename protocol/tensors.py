@@ -7,6 +7,8 @@ values than elements repeats the last one.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from protocol.generated import tfs_tensor_pb2, tfs_types_pb2
@@ -42,6 +44,9 @@ _VALUE_FIELD = {
     DataType.DT_UINT64: "uint64_val",
     DataType.DT_BOOL: "bool_val",
 }
+
+
+MAX_RANK = 32  # numpy's limit is 64; TensorFlow's own kernels stop well before either
 
 
 class TensorEncodingError(ValueError):
@@ -83,9 +88,15 @@ def to_array(tensor: tfs_tensor_pb2.TensorProto, max_elements: int | None = None
     if tensor.tensor_shape.unknown_rank:
         raise TensorEncodingError("tensor_shape has unknown rank")
     shape = tuple(dim.size for dim in tensor.tensor_shape.dim)
+    if len(shape) > MAX_RANK:
+        raise TensorEncodingError(f"tensor_shape has {len(shape)} dimensions, more than {MAX_RANK}")
     if any(size < 0 for size in shape):
         raise TensorEncodingError(f"tensor_shape {list(shape)} has a negative dimension")
-    count = int(np.prod(shape, dtype=np.int64))
+    # Python integers: an int64 product of hostile dimensions wraps around. Like TensorFlow's
+    # TensorShape, refuse dimensions whose product (zeros left out) overflows int64.
+    if math.prod(size for size in shape if size) >= 1 << 63:
+        raise TensorEncodingError(f"tensor_shape {list(shape)} overflows int64 elements")
+    count = math.prod(shape)
     if max_elements is not None and count > max_elements:
         raise TensorEncodingError(f"tensor of shape {list(shape)} exceeds the limit of {max_elements} elements")
     if tensor.tensor_content:

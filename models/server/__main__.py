@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from common.allocator import return_large_blocks_to_the_os
 from common.http_server import create_server
 from common.logs import log_json_to_stdout
 from models.server.grpc_service import create_grpc_server
@@ -30,6 +31,7 @@ log = logging.getLogger("models.server")
 
 def main() -> int:
     log_json_to_stdout()
+    return_large_blocks_to_the_os()
     try:
         settings = Settings.from_env()
         tls = ReloadingTls(settings.ssl_config_file) if settings.ssl_config_file else None
@@ -53,7 +55,8 @@ def main() -> int:
             relay = TlsRelay(tls, settings.host, settings.rest_port, Path(listen["unix_socket"]))
         rest_server = create_server(
             create_rest_app(versions, settings.max_request_bytes), lambda _code, message: {"error": message},
-            threads=workers, ident="models.server", max_request_body_size=settings.max_request_bytes, **listen)
+            threads=workers, ident="models.server", max_request_body_size=settings.max_request_bytes,
+            header_timeout_s=10, read_timeout_s=60, asyncore_use_poll=True, **listen)
     except (RuntimeError, OSError) as exc:
         print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
               f"{exc}", file=sys.stderr)

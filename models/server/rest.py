@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from google.protobuf import json_format
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from models.server import json_tensor
 from models.server.errors import InvalidArgument, NotFound, ServingError
 from models.server.model import LiteRTModel, TensorSpec
 from models.server.versions import ModelVersions
@@ -18,7 +19,7 @@ from protocol.contract import SIGNATURE
 
 # /v1/models/<name>[/versions/<v>|/labels/<l>][/metadata | :predict]
 _PATH = re.compile(
-    r"^(?P<name>[^/:]+)(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
+    r"^(?P<name>[^/:]+)(?:/versions/(?P<version>-?[0-9]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:/(?P<metadata>metadata)|:(?P<verb>[a-z]+))?$"
 )
 
@@ -44,6 +45,15 @@ def _status(models: list[LiteRTModel]) -> dict[str, Any]:
         return {"version": str(model.version), "state": model.state.value, "status": error}
 
     return {"model_version_status": [one(m) for m in models]}
+
+
+def _version(text: str | None) -> int | None:
+    """A version from the path; TF-Serving answers 400 for one that is not an int64."""
+    if text is None:
+        return None
+    if len(text) > 20 or not -(1 << 63) <= int(text) < 1 << 63:
+        raise InvalidArgument(f"Failed to convert version: {text[:40]}{'...' if len(text) > 40 else ''}")
+    return int(text)
 
 
 def _to_array(value: Any, spec: TensorSpec) -> np.ndarray:
@@ -78,6 +88,8 @@ def _read_batch(body: dict[str, Any], spec: TensorSpec) -> np.ndarray:
         raise InvalidArgument("request must have exactly one of 'instances' (row) or 'inputs' (columnar)")
     if "instances" in body:
         instances = body["instances"]
+        if isinstance(instances, np.ndarray) and instances.ndim:  # json_tensor's plain numeric form
+            return _to_array(instances, spec)
         if not isinstance(instances, list) or not instances:
             raise InvalidArgument("'instances' must be a non-empty list")
         rows = [_single(row, spec, "instances") for row in instances]
@@ -87,6 +99,7 @@ def _read_batch(body: dict[str, Any], spec: TensorSpec) -> np.ndarray:
 
 def create_rest_app(versions: ModelVersions, max_request_bytes: int) -> Flask:
     app = Flask(__name__)
+    app.url_map.merge_slashes = False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
 
     @app.get("/v1/models/<path:rest>")
@@ -94,7 +107,7 @@ def create_rest_app(versions: ModelVersions, max_request_bytes: int) -> Flask:
         match = _PATH.match(rest)
         if not match or match["verb"]:
             raise NotFound(f"Malformed request: GET /v1/models/{rest}")
-        version = int(match["version"]) if match["version"] else None
+        version = _version(match["version"])
         if match["name"] != versions.name:
             raise NotFound(f"Could not find any versions of model {match['name']}")
         if match["metadata"]:
@@ -106,9 +119,9 @@ def create_rest_app(versions: ModelVersions, max_request_bytes: int) -> Flask:
         match = _PATH.match(rest)
         if not match or match["verb"] != "predict":
             raise NotFound(f"Malformed request: POST /v1/models/{rest}")
-        model = versions.resolve(match["name"], int(match["version"]) if match["version"] else None, match["label"])
+        model = versions.resolve(match["name"], _version(match["version"]), match["label"])
         try:
-            body = json.loads(request.get_data(cache=False))  # over MAX_CONTENT_LENGTH: http_error's 413
+            body = json_tensor.loads(request.get_data(cache=False))  # over MAX_CONTENT_LENGTH: http_error's 413
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"JSON Parse error: {exc}") from None
         if not isinstance(body, dict):

@@ -40,9 +40,14 @@ def error_server():
     server.stop(None)
 
 
-def start_primary(exported_models, log):
-    return ModelServer(exported_models, PRIMARY, log, MODEL_FILE="model_int8.tflite", INTERPRETERS="1",
-                       INTERPRETER_THREADS="2").start(timeout=120)
+def start_primary(exported_models, log, ports: tuple[int, int] | None = None):
+    """The primary (WRN int8); on ``ports`` (gRPC, REST) to stand in for one that was killed."""
+    server = ModelServer(exported_models, PRIMARY, log, MODEL_FILE="model_int8.tflite", INTERPRETERS="1",
+                         INTERPRETER_THREADS="2")
+    if ports is not None:
+        server.grpc_port, server.rest_port = ports
+        server.env.update(GRPC_PORT=str(ports[0]), REST_PORT=str(ports[1]))
+    return server.start(timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,14 @@
 """The HTTP contract: accepted inputs, the answer's shape, and a JSON error for every bad input."""
 
 import io
+import threading
+import time
 
 import pytest
 from urllib3 import encode_multipart_formdata
+
+from gateway import imaging
+from tests import hostile_images
 
 
 def upload(client, data, field="file", path="/classify", **kwargs):
@@ -70,6 +75,8 @@ def test_both_down_is_503_with_both_reasons(make_app, jpeg):
      400, "empty_file"),
     ({"data": b"--x\r\ngarbage", "content_type": "multipart/form-data; boundary=x"}, 400, "missing_file"),
     ({"data": b"abc", "content_type": "multipart/form-data"}, 400, "bad_multipart"),
+    ({"data": b"--" + b"b" * 300 + b"\r\n", "content_type": "multipart/form-data; boundary=" + "b" * 300}, 400,
+     "bad_multipart"),
     ({"data": b"", "content_type": "image/jpeg"}, 400, "empty_file"),
     ({}, 400, "missing_file"),
     ({"json": {"image": "base64..."}}, 415, "unsupported_media_type"),
@@ -89,7 +96,7 @@ def test_truncated_jpeg_is_422(client, jpeg):
     assert response.status_code == 422 and response.get_json()["error"]["code"] == "corrupt_image"
 
 
-@pytest.mark.parametrize("top_k", ["0", "11", "five", "-1", ""])
+@pytest.mark.parametrize("top_k", ["0", "11", "five", "-1", "", "²", "①", "٣", "9" * 4301, " 5"])
 def test_invalid_top_k(client, jpeg, top_k):
     response = upload(client, jpeg, path=f"/classify?top_k={top_k}")
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_top_k"
@@ -199,3 +206,87 @@ def test_each_backend_gets_its_own_resize_policy(make_app, jpeg):
     assert (primary == to_tensor(image, ResizePolicy(232))).all()
     assert (fallback == to_tensor(image, ResizePolicy(256))).all()
     assert not (primary == fallback).all()
+
+
+@pytest.mark.parametrize(("make", "env"), [
+    (hostile_images.flat_webp, {}),  # 2 KB on the wire, 50 MP decoded
+    (hostile_images.sixteen_bit_png, {}),
+    (lambda: hostile_images.rgba_png(2000), {"MEMORY_BUDGET_BYTES": str(40 << 20)}),
+])
+def test_decoding_over_the_memory_budget_is_413(make_app, make, env):
+    client = make_app(**env).test_client()
+    response = client.post("/classify", data=make(), content_type="image/png")
+    assert response.status_code == 413, response.data
+    assert response.get_json()["error"]["code"] == "too_many_pixels"
+    assert "MEMORY_BUDGET_BYTES" in response.get_json()["error"]["message"]
+    assert client.application.extensions["classifier"].memory.used == 0
+
+
+def test_memory_held_by_other_uploads_is_waited_for_then_503(make_app, jpeg):
+    app = make_app(REQUEST_DEADLINE_MS="300", MEMORY_BUDGET_BYTES=str(24 << 20))
+    budget = app.extensions["classifier"].memory
+    budget.reserve((24 << 20) - 1000, deadline=0)  # other requests hold nearly all of it
+    response = upload(app.test_client(), jpeg)
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "overloaded"
+    budget.release((24 << 20) - 1000)
+    assert upload(app.test_client(), jpeg).status_code == 200
+    assert budget.used == 0
+
+
+@pytest.mark.parametrize(("make", "code"), [
+    (hostile_images.scan_bomb, "too_many_scans"),
+    (hostile_images.zero_size_png, "corrupt_image"),
+])
+def test_hostile_images_are_422(client, make, code):
+    response = client.post("/classify", data=make(), content_type="image/jpeg")
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == code
+
+
+def test_slow_decoding_past_the_deadline_blames_no_backend(make_app, jpeg, monkeypatch):
+    app = make_app(REQUEST_DEADLINE_MS="100")
+    original = imaging.decode
+
+    def slow_decode(*args, **kwargs):
+        time.sleep(0.15)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "decode", slow_decode)
+    client = app.test_client()
+    for _ in range(8):  # more than BREAKER_FAILURES (5)
+        response = upload(client, jpeg)
+        assert response.status_code == 503 and response.get_json()["error"]["code"] == "deadline_exceeded"
+    assert app.clients["primary"].calls == app.clients["fallback"].calls == 0
+    assert all(b.breaker.state.name == "CLOSED" for b in app.extensions["classifier"].backends.values())
+
+
+def test_readiness_with_a_frozen_primary_answers_within_the_status_timeout(make_app):
+    """Seven concurrent /readyz calls with the primary's status call hanging took 2.0 s before
+    (queued on a pool of two), so a 2 s readiness probe failed."""
+    app = make_app(STATUS_TIMEOUT_MS="500")
+
+    def frozen(timeout_s):
+        time.sleep(timeout_s)
+        return "UNAVAILABLE (DEADLINE_EXCEEDED)"
+
+    app.clients["primary"].status = frozen
+    latencies = []
+
+    def probe():
+        started = time.monotonic()
+        response = app.test_client().get("/readyz")
+        latencies.append(time.monotonic() - started)
+        assert response.status_code == 200 and response.get_json()["backends"]["fallback"]["state"] == "AVAILABLE"
+
+    callers = [threading.Thread(target=probe) for _ in range(7)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert len(latencies) == 7 and max(latencies) < 1.0, latencies
+
+
+@pytest.mark.parametrize("path", ["//healthz", "//classify", "/readyz//"])
+def test_doubled_slashes_get_json_not_an_html_redirect(client, path):
+    """werkzeug merges slashes with an HTML 308 that Flask's error handlers never see."""
+    response = client.get(path)
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"

@@ -1,13 +1,15 @@
 """Every input mode, orientation and format the gateway accepts, and every kind of bad input."""
 
 import io
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from gateway.errors import ImageError
-from gateway.imaging import ResizePolicy, decode, to_tensor
+from gateway.imaging import MAX_JPEG_SCANS, ResizePolicy, decode, to_tensor
+from tests import hostile_images
 
 POLICY = ResizePolicy(resize_shorter=256, crop=224)
 MAX_PIXELS = 50_000_000
@@ -189,3 +191,63 @@ def test_policy_validation():
         ResizePolicy(resize_shorter=200, crop=224)
     with pytest.raises(ValueError):
         ResizePolicy(interpolation="magic")
+
+
+class Refused(Exception):
+    pass
+
+
+def test_memory_is_reserved_before_any_pixel_is_decoded(monkeypatch):
+    webp = hostile_images.flat_webp()
+    loaded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: loaded.append(self))
+
+    def refuse(nbytes):
+        raise Refused(nbytes)
+
+    with pytest.raises(Refused) as caught:
+        decode(webp, MAX_PIXELS, 256, reserve=refuse)
+    assert caught.value.args[0] >= 7071 * 7071 * 4 and not loaded
+
+
+@pytest.mark.parametrize(("data", "pixels_at_least"), [
+    (encode(gradient(4000, 3000), "JPEG", quality=80), 4000 * 3000 // 64),  # drafted: only what the resize needs
+    (encode(gradient(4000, 3000), "JPEG", progressive=True), 4000 * 3000 * 6),  # coefficients at full size
+])
+def test_reservation_follows_draft_and_progressive_coefficients(data, pixels_at_least):
+    reserved = []
+    decode(data, MAX_PIXELS, 256, reserve=reserved.append)
+    assert pixels_at_least <= reserved[0] < 4000 * 3000 * 20
+
+
+def test_scan_bomb_is_refused_before_decoding():
+    bomb = hostile_images.scan_bomb()
+    started = time.process_time()
+    with pytest.raises(ImageError) as caught:
+        decode(bomb, MAX_PIXELS, 256)
+    assert (caught.value.status, caught.value.code) == (422, "too_many_scans")
+    assert time.process_time() - started < 0.5
+
+
+def test_ordinary_progressive_jpeg_is_within_the_scan_limit():
+    data = encode(gradient(640, 480), "JPEG", progressive=True)
+    assert 1 < data.count(b"\xff\xda") <= MAX_JPEG_SCANS
+    assert decode(data, MAX_PIXELS, 256).size[0] >= 256
+
+
+@pytest.mark.parametrize("data", [
+    hostile_images.zero_size_png(),
+    b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x00\x00\x00\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9",  # JPEG, 0 x 0
+    b"GIF89a\x00\x00\x00\x00\x00\x00\x00;",
+    b"RIFF\x10\x00\x00\x00WEBPVP8 \x00\x00\x00\x00",
+])
+def test_zero_size_or_broken_header_of_a_known_format_is_422(data):
+    with pytest.raises(ImageError) as caught:
+        decode(data, MAX_PIXELS, 256)
+    assert (caught.value.status, caught.value.code) == (422, "corrupt_image")
+
+
+def test_sixteen_bit_samples_scale_in_place_without_clipping():
+    data = encode(Image.fromarray(np.array([[0, 65535], [32768, 257]] * 2, np.uint16)), "PNG")
+    grey = np.asarray(decode(data, MAX_PIXELS, 2))[:2, :, 0]
+    assert grey.tolist() == [[0, 255], [128, 1]]

@@ -17,10 +17,10 @@ def start(tmp_path, *args):
     return service, f"http://127.0.0.1:{port}"
 
 
-def stop_and_check_children(service):
+def stop_and_check_children(service, sig=signal.SIGINT):
     children = psutil.Process(service.process.pid).children(recursive=True)
     assert len(children) >= 2, "model server(s) and gateway run as children"
-    assert service.stop(signal.SIGINT) == 0
+    assert service.stop(sig) == 0
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert "local_mode: ready on" in service.log() and "curl -F file=@photo.jpg" in service.log()
 
@@ -46,7 +46,8 @@ def test_any_tflite_as_the_fallback(tmp_path, shared_dir):
         assert body["fallback"] is True and body["model"] == "model"
         assert body["predictions"][0]["index"] in CAT_CLASSES
     finally:
-        stop_and_check_children(service)
+        # SIGTERM (timeout, kill, a process manager) used to leave the children running as orphans.
+        stop_and_check_children(service, signal.SIGTERM)
 
 
 def test_bad_arguments_fail_at_once(tmp_path):

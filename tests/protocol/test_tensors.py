@@ -57,6 +57,14 @@ def test_typed_values_follow_tensorflow_fill_rules():
     (tfs_tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tfs_tensor_pb2.TensorShapeProto(unknown_rank=True)),
      "unknown rank"),
     (tfs_tensor_pb2.TensorProto(dtype=99, tensor_shape=tensors.shape_proto([1])), "DataType(99)"),
+    # The int64 product of these wraps to 0 or a small number: the old code then allocated or crashed.
+    (tfs_tensor_pb2.TensorProto(dtype=DT.DT_FLOAT, tensor_shape=tensors.shape_proto([2 ** 32, 2 ** 32])),
+     "overflows int64"),
+    (tfs_tensor_pb2.TensorProto(dtype=DT.DT_UINT8, tensor_shape=tensors.shape_proto([2 ** 62, 4, 3])),
+     "overflows int64"),
+    (tfs_tensor_pb2.TensorProto(dtype=DT.DT_UINT8, tensor_shape=tensors.shape_proto([2 ** 62, 8, 0])),
+     "overflows int64"),
+    (tfs_tensor_pb2.TensorProto(dtype=DT.DT_UINT8, tensor_shape=tensors.shape_proto([1] * 70)), "70 dimensions"),
 ])
 def test_malformed_tensors_raise_a_clear_error(proto, message):
     with pytest.raises(tensors.TensorEncodingError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -63,6 +63,11 @@ def test_predict_with_version_and_output_filter(stub, images):
         "images": tfs_tensor_pb2.TensorProto(dtype=tfs_types_pb2.DT_UINT8,
                                          tensor_shape=tensors.shape_proto([10**6, 224, 224, 3]))}),
      grpc.StatusCode.INVALID_ARGUMENT, "exceeds the limit"),
+    # The int64 product of these dimensions wraps to 0: the old code answered INTERNAL.
+    (lambda im: tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET), inputs={
+        "images": tfs_tensor_pb2.TensorProto(dtype=tfs_types_pb2.DT_UINT8,
+                                         tensor_shape=tensors.shape_proto([2 ** 62, 224, 224, 3]))}),
+     grpc.StatusCode.INVALID_ARGUMENT, "overflows int64"),
 ])
 def test_predict_errors(stub, images, build, code, message):
     with pytest.raises(grpc.RpcError) as caught:

@@ -76,6 +76,10 @@ IMAGE = np.zeros((224, 224, 3), np.uint8).tolist()
     (":predict", [1, 2], 400, "must be a JSON object"),
     ("/versions/7:predict", {"instances": [IMAGE]}, 404, "Specific(mobilenet_v3_large, 7)"),
     (":classify", {"examples": []}, 404, "Malformed request"),
+    # Each of these was a 500 before: json.loads' RecursionError, int() of over 4,300 digits.
+    (":predict", b'{"instances": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", 400, "nested too deeply"),
+    ("/versions/" + "9" * 4301 + ":predict", {"instances": [IMAGE]}, 400, "Failed to convert version"),
+    ("/versions/9223372036854775808:predict", {"instances": [IMAGE]}, 400, "Failed to convert version"),
 ])
 def test_predict_errors(server, path, body, status, message):
     if isinstance(body, bytes):
@@ -91,6 +95,7 @@ def test_unknown_model_and_paths(server):
     assert response.status_code == 404 and "Servable not found" in response.json()["error"]
     assert requests.get(f"{server.rest}/v1/models/other").status_code == 404
     assert requests.get(url(server, "/versions/9")).status_code == 404
+    assert requests.get(url(server, "/versions/" + "9" * 5000)).status_code == 400
     missing = requests.get(f"{server.rest}/nothing/here")
     assert missing.status_code == 404 and "error" in missing.json()
     wrong_method = requests.delete(url(server))
