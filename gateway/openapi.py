@@ -135,6 +135,24 @@ def openapi_document() -> dict[str, Any]:
                 "ready": {"type": "boolean"}, "draining": {"type": "boolean"},
                 "backends": {"type": "object", "additionalProperties": {"type": "object", "properties": {
                     "url": {"type": "string"}, "model": {"type": "string"}, "state": {"type": "string"},
-                    "circuit": {"type": "string", "enum": ["closed", "half_open", "open"]}}}}}},
+                    "circuit": {"type": "string", "enum": ["closed", "half_open", "open"]}}}},
+                "canary": {"$ref": "#/components/schemas/Canary"}}},
+            "Canary": {"type": "object", "description": "Present when CANARY_SHARE is set (README, Canary)",
+                       "required": ["state", "share", "reason", "window_s", "stable", "canary", "disagreement",
+                                    "compared"], "properties": {
+                "state": {"type": "string", "enum": ["active", "rolled_back"]},
+                "share": {"type": "number", "minimum": 0, "maximum": 1},
+                "reason": {"type": ["string", "null"]},
+                "window_s": {"type": "number"},
+                "stable": {"$ref": "#/components/schemas/CanaryArm"},
+                "canary": {"$ref": "#/components/schemas/CanaryArm"},
+                "disagreement": {"type": "number", "minimum": 0, "maximum": 1},
+                "compared": {"type": "integer", "minimum": 0}}},
+            "CanaryArm": {"type": "object", "required": ["requests", "error_rate", "fallback_rate", "p95_ms"],
+                          "properties": {
+                "requests": {"type": "integer", "minimum": 0},
+                "error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+                "fallback_rate": {"type": "number", "minimum": 0, "maximum": 1},
+                "p95_ms": {"type": ["number", "null"]}}},
         }},
     }

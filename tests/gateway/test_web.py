@@ -82,8 +82,8 @@ def test_the_page_its_files_and_the_docs_are_served_without_counting_as_classify
     assert client.get("/docs").status_code == 308
     assert client.post("/", data=b"cat", content_type="text/plain").status_code == 415  # POST / still classifies
     counted = [line for line in client.get("/metrics").get_data(as_text=True).splitlines()
-               if line.startswith("classify_requests_total")]
-    assert counted == ['classify_requests_total{model="none",status="415"} 1.0']
+               if line.startswith("gateway_classify_requests_total")]
+    assert counted == ['gateway_classify_requests_total{code="415",model="none"} 1.0']
 
 
 def wait_for(browser, css: str, count: int = 1):

@@ -1,6 +1,7 @@
 """TF-Serving REST conformance, written from TF-Serving's documented requests and responses."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import requests
 from models.server.model import LiteRTModel, TensorSpec
 from models.server.rest import create_rest_app, metadata
 from models.server.settings import Settings
+from models.server.versions import ModelVersions, single_model
 from tests.models.server.conftest import MOBILENET
 from tests.raw_http import announce_huge_body
 
@@ -126,9 +128,9 @@ def test_the_app_keeps_its_own_limit_under_any_wsgi_server(exported_models):
     """Outside our waitress (which refuses first), Flask's MAX_CONTENT_LENGTH gives the same JSON 413."""
     settings = Settings.from_env({"MODEL_NAME": MOBILENET, "MODEL_BASE_PATH": str(exported_models),
                                   "MAX_REQUEST_BYTES": "2048"})
-    model = LiteRTModel(settings)
-    model.load()
-    response = create_rest_app(model, settings.max_request_bytes).test_client().post(
+    versions = ModelVersions(settings, single_model(settings))
+    versions.poll()
+    response = create_rest_app(versions, settings.max_request_bytes).test_client().post(
         f"/v1/models/{MOBILENET}:predict", data=b"[" + b"0," * 2048 + b"0]", content_type="application/json")
     assert response.status_code == 413
     assert response.get_json() == {"error": "request body is over the limit of 2048 bytes"}
@@ -137,7 +139,7 @@ def test_the_app_keeps_its_own_limit_under_any_wsgi_server(exported_models):
 @pytest.mark.parametrize(("dtype", "name"), [("uint16", "DT_UINT16"), ("uint32", "DT_UINT32"), ("uint64", "DT_UINT64"),
                                              ("float16", "DT_HALF"), ("bool", "DT_BOOL")])
 def test_metadata_names_every_tensor_dtype_as_grpc_does(dtype, name):
-    model = LiteRTModel(Settings.from_env({"MODEL_NAME": "m"}))
+    model = LiteRTModel(Settings.from_env({"MODEL_NAME": "m"}), "m", 1, Path("/nowhere"))
     model.input = TensorSpec("x", "serving_default_x:0", np.dtype(dtype), (-1, 3))
     model.output = TensorSpec("y", "StatefulPartitionedCall:0", np.dtype("float32"), (-1, 2))
     signature = metadata(model)["metadata"]["signature_def"]["signature_def"]["serving_default"]
