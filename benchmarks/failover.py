@@ -42,13 +42,25 @@ def photo() -> bytes:
 
 
 def gateway_for(tmp: Path, name: str, primary: str, fallback: str, **env: str) -> Gateway:
-    return Gateway(tmp / f"{name}.log", PRIMARY_URL=f"grpc://{primary}", PRIMARY_MODEL=PRIMARY,
-                   FALLBACK_URL=f"grpc://{fallback}", FALLBACK_MODEL=FALLBACK, **{**GATEWAY_ENV, **env}).start()
+    return Gateway(
+        tmp / f"{name}.log",
+        PRIMARY_URL=f"grpc://{primary}",
+        PRIMARY_MODEL=PRIMARY,
+        FALLBACK_URL=f"grpc://{fallback}",
+        FALLBACK_MODEL=FALLBACK,
+        **{**GATEWAY_ENV, **env},
+    ).start()
 
 
 def death_to_fallback(models: Path, tmp: Path, fallback: ModelServer, image: bytes) -> list[str]:
-    primary = ModelServer(models, PRIMARY, tmp / "primary-kill.log", MODEL_FILE="model_int8.tflite",
-                          INTERPRETERS="1", INTERPRETER_THREADS="2").start(timeout=120)
+    primary = ModelServer(
+        models,
+        PRIMARY,
+        tmp / "primary-kill.log",
+        MODEL_FILE="model_int8.tflite",
+        INTERPRETERS="1",
+        INTERPRETER_THREADS="2",
+    ).start(timeout=120)
     gateway = gateway_for(tmp, "kill", primary.grpc_target, fallback.grpc_target)
     killed = []
 
@@ -62,19 +74,25 @@ def death_to_fallback(models: Path, tmp: Path, fallback: ModelServer, image: byt
     gateway.stop()
     primary.stop()
     kill_at = killed[0] - started
-    first = min((a.at + a.latency_s for a in answers if a.body.get("fallback") and a.at + a.latency_s > kill_at),
-                default=float("nan"))
+    first = min(
+        (a.at + a.latency_s for a in answers if a.body.get("fallback") and a.at + a.latency_s > kill_at),
+        default=float("nan"),
+    )
     spanning = [a.latency_s for a in answers if a.at <= kill_at <= a.at + a.latency_s]
-    return [f"| primary killed under load (2 clients) | first fallback answer {1000 * (first - kill_at):.0f} ms "
-            f"after the kill | requests in flight at the kill: {len(spanning)}, slowest "
-            f"{1000 * max(spanning, default=0):.0f} ms |"]
+    return [
+        f"| primary killed under load (2 clients) | first fallback answer {1000 * (first - kill_at):.0f} ms "
+        f"after the kill | requests in flight at the kill: {len(spanning)}, slowest "
+        f"{1000 * max(spanning, default=0):.0f} ms |"
+    ]
 
 
 def breaker_open_overhead(tmp: Path, proxy: FaultProxy, fallback: ModelServer, image: bytes, count: int) -> list[str]:
-    gateway = gateway_for(tmp, "open", proxy.target, fallback.grpc_target, BREAKER_COOLDOWN_MS="600000",
-                          BREAKER_MAX_COOLDOWN_MS="600000")
-    only = Gateway(tmp / "fallback-only.log", FALLBACK_URL=f"grpc://{fallback.grpc_target}",
-                   FALLBACK_MODEL=FALLBACK).start()
+    gateway = gateway_for(
+        tmp, "open", proxy.target, fallback.grpc_target, BREAKER_COOLDOWN_MS="600000", BREAKER_MAX_COOLDOWN_MS="600000"
+    )
+    only = Gateway(
+        tmp / "fallback-only.log", FALLBACK_URL=f"grpc://{fallback.grpc_target}", FALLBACK_MODEL=FALLBACK
+    ).start()
     proxy.set_mode("refuse")
     session = requests.Session()
     url = f"{gateway.url}/classify"
@@ -82,8 +100,9 @@ def breaker_open_overhead(tmp: Path, proxy: FaultProxy, fallback: ModelServer, i
         session.post(url, data=image, headers={"Content-Type": "image/jpeg"})
     stub = tfs_predict_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(fallback.grpc_target))
     tensor = to_tensor(decode(image, 10**8, 256), ResizePolicy(256))
-    request = tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=FALLBACK),
-                                         inputs={"images": tensors.to_proto(tensor)})
+    request = tfs_predict_pb2.PredictRequest(
+        model_spec=tfs_predict_pb2.ModelSpec(name=FALLBACK), inputs={"images": tensors.to_proto(tensor)}
+    )
     direct, through, alone, reasons = [], [], [], set()
     for _ in range(count):
         began = time.perf_counter()
@@ -101,20 +120,30 @@ def breaker_open_overhead(tmp: Path, proxy: FaultProxy, fallback: ModelServer, i
     proxy.set_mode("pass")
     over_direct = [t - d for t, d in zip(through, direct, strict=True)]
     over_alone = [t - a for t, a in zip(through, alone, strict=True)]
-    return [f"| breaker open ({', '.join(sorted(reasons))}), {count} requests, 0.3 MP JPEG | gateway "
-            f"{ms(through, 50):.1f} / {ms(through, 99):.1f} ms p50/p99; fallback direct {ms(direct, 50):.1f} / "
-            f"{ms(direct, 99):.1f} ms; fallback-only gateway {ms(alone, 50):.1f} / {ms(alone, 99):.1f} ms "
-            f"| paired differences, over direct: p50 {ms(over_direct, 50):.1f}, p99 {ms(over_direct, 99):.1f} ms; over "
-            f"the fallback-only gateway (the open breaker's cost): p50 {ms(over_alone, 50):.1f}, p99 "
-            f"{ms(over_alone, 99):.1f} ms. Differences of percentiles: p99 {ms(through, 99) - ms(direct, 99):.1f} ms "
-            f"over direct, {ms(through, 99) - ms(alone, 99):.1f} ms over the fallback-only gateway |"]
+    return [
+        f"| breaker open ({', '.join(sorted(reasons))}), {count} requests, 0.3 MP JPEG | gateway "
+        f"{ms(through, 50):.1f} / {ms(through, 99):.1f} ms p50/p99; fallback direct {ms(direct, 50):.1f} / "
+        f"{ms(direct, 99):.1f} ms; fallback-only gateway {ms(alone, 50):.1f} / {ms(alone, 99):.1f} ms "
+        f"| paired differences, over direct: p50 {ms(over_direct, 50):.1f}, p99 {ms(over_direct, 99):.1f} ms; over "
+        f"the fallback-only gateway (the open breaker's cost): p50 {ms(over_alone, 50):.1f}, p99 "
+        f"{ms(over_alone, 99):.1f} ms. Differences of percentiles: p99 {ms(through, 99) - ms(direct, 99):.1f} ms "
+        f"over direct, {ms(through, 99) - ms(alone, 99):.1f} ms over the fallback-only gateway |"
+    ]
 
 
 def hang_latency(tmp: Path, proxy: FaultProxy, fallback: ModelServer, image: bytes) -> list[str]:
     rows = []
     for hedge in ("false", "true"):
-        gateway = gateway_for(tmp, f"hang-{hedge}", proxy.target, fallback.grpc_target, HEDGE=hedge,
-                              HEDGE_MAX_FRACTION="0.1", HEDGE_MIN_MS="50", HEDGE_MAX_MS="300")
+        gateway = gateway_for(
+            tmp,
+            f"hang-{hedge}",
+            proxy.target,
+            fallback.grpc_target,
+            HEDGE=hedge,
+            HEDGE_MAX_FRACTION="0.1",
+            HEDGE_MIN_MS="50",
+            HEDGE_MAX_MS="300",
+        )
         for _ in range(15):  # connections up and a latency history for the hedge delay
             requests.post(f"{gateway.url}/classify", data=image, headers={"Content-Type": "image/jpeg"})
         proxy.set_mode("hang")
@@ -122,10 +151,12 @@ def hang_latency(tmp: Path, proxy: FaultProxy, fallback: ModelServer, image: byt
         proxy.set_mode("pass")
         gateway.stop()
         latencies = [a.latency_s for a in answers if a.status == 200]
-        rows.append(f"| primary hung, hedging {'on' if hedge == 'true' else 'off'}, 4 clients x 8 s "
-                    f"| {len(latencies)}/{sent} answered, p50 {ms(latencies, 50):.0f} ms, p99 {ms(latencies, 99):.0f} ms,"
-                    f" max {1000 * max(latencies):.0f} ms | hedged answers: "
-                    f"{sum(1 for a in answers if a.body.get('hedged'))} |")
+        rows.append(
+            f"| primary hung, hedging {'on' if hedge == 'true' else 'off'}, 4 clients x 8 s "
+            f"| {len(latencies)}/{sent} answered, p50 {ms(latencies, 50):.0f} ms, p99 {ms(latencies, 99):.0f} ms,"
+            f" max {1000 * max(latencies):.0f} ms | hedged answers: "
+            f"{sum(1 for a in answers if a.body.get('hedged'))} |"
+        )
     return rows
 
 
@@ -138,8 +169,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         fallback = ModelServer(args.models, FALLBACK, tmp / "fallback.log", INTERPRETERS="1").start()
-        primary = ModelServer(args.models, PRIMARY, tmp / "primary.log", MODEL_FILE="model_int8.tflite",
-                              INTERPRETERS="1", INTERPRETER_THREADS="2").start(timeout=120)
+        primary = ModelServer(
+            args.models,
+            PRIMARY,
+            tmp / "primary.log",
+            MODEL_FILE="model_int8.tflite",
+            INTERPRETERS="1",
+            INTERPRETER_THREADS="2",
+        ).start(timeout=120)
         proxy = FaultProxy(primary.grpc_port)
         rows = death_to_fallback(args.models, tmp, fallback, image)
         rows += breaker_open_overhead(tmp, proxy, fallback, image, args.count)

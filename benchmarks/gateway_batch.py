@@ -39,11 +39,17 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     scratch = Path(tempfile.mkdtemp(prefix="batch-bench-"))
     serve_tflite(scratch, "efficientnet", SHARED / "models" / "efficientnet-lite0" / "model.tflite")
-    with ModelServer(scratch, "efficientnet", scratch / "server.log", INTERPRETERS="1",
-                     INTERPRETER_THREADS="2") as server:
+    with ModelServer(
+        scratch, "efficientnet", scratch / "server.log", INTERPRETERS="1", INTERPRETER_THREADS="2"
+    ) as server:
         server.start()
-        with Gateway(scratch / "gateway.log", PRIMARY_URL=f"grpc://{server.grpc_target}", PRIMARY_MODEL="efficientnet",
-                     REQUEST_DEADLINE_MS="20000", PRIMARY_TIMEOUT_MS="20000") as gateway:
+        with Gateway(
+            scratch / "gateway.log",
+            PRIMARY_URL=f"grpc://{server.grpc_target}",
+            PRIMARY_MODEL="efficientnet",
+            REQUEST_DEADLINE_MS="20000",
+            PRIMARY_TIMEOUT_MS="20000",
+        ) as gateway:
             gateway.start()
             session = requests.Session()
             url = f"{gateway.url}/classify"

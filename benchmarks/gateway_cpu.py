@@ -65,16 +65,20 @@ def process_cpu_s(pid: int) -> float:
 def served(data: bytes, model_tflite: Path, requests_count: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         base = serve_tflite(Path(tmp), "fallback", model_tflite)
-        with ModelServer(base, "fallback", Path(tmp) / "model.log") as server, \
-                Gateway(Path(tmp) / "gw.log", FALLBACK_URL=f"grpc://{server.grpc_target}",
-                        FALLBACK_MODEL="fallback") as gateway:
+        with (
+            ModelServer(base, "fallback", Path(tmp) / "model.log") as server,
+            Gateway(
+                Path(tmp) / "gw.log", FALLBACK_URL=f"grpc://{server.grpc_target}", FALLBACK_MODEL="fallback"
+            ) as gateway,
+        ):
             server.start()
             gateway.start()
             session = requests.Session()
 
             def send() -> None:
-                session.post(f"{gateway.url}/classify", files={"file": ("p.jpg", data, "image/jpeg")},
-                             timeout=30).raise_for_status()
+                session.post(
+                    f"{gateway.url}/classify", files={"file": ("p.jpg", data, "image/jpeg")}, timeout=30
+                ).raise_for_status()
 
             for _ in range(10):
                 send()
@@ -99,8 +103,10 @@ def main() -> None:
         data = make_jpeg(args.photo, size)
         samples = np.array(hot_path(data, labels, args.runs)) * 1000
         cpu, wall = served(data, args.model, args.runs)
-        print(f"| {name}, {len(data) / 1e6:.2f} MB | {np.percentile(samples, 50):.2f} / "
-              f"{np.percentile(samples, 90):.2f} | {cpu:.2f} | {wall:.1f} |")
+        print(
+            f"| {name}, {len(data) / 1e6:.2f} MB | {np.percentile(samples, 50):.2f} / "
+            f"{np.percentile(samples, 90):.2f} | {cpu:.2f} | {wall:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,12 @@ class Sleeper(pbg.PredictionServiceServicer):
 def main() -> None:
     image = pb.PredictRequest(inputs={"images": tensors.to_proto(np.zeros((1, 224, 224, 3), np.uint8))})
     print("| request, handler | p50 ms | minus the handler's sleep |\n|---|---|---|")
-    for label, sleep_s, request in [("empty, instant", 0, pb.PredictRequest()), ("150 KB, instant", 0, image),
-                                    ("empty, 10 ms", 0.01, pb.PredictRequest()), ("150 KB, 10 ms", 0.01, image)]:
+    for label, sleep_s, request in [
+        ("empty, instant", 0, pb.PredictRequest()),
+        ("150 KB, instant", 0, image),
+        ("empty, 10 ms", 0.01, pb.PredictRequest()),
+        ("150 KB, 10 ms", 0.01, image),
+    ]:
         server = grpc.server(futures.ThreadPoolExecutor(4))
         pbg.add_PredictionServiceServicer_to_server(Sleeper(sleep_s), server)
         port = server.add_insecure_port("127.0.0.1:0")

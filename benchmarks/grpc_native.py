@@ -45,14 +45,36 @@ def build() -> Path:
         sys.exit("needs g++ and gRPC for C++: apt-get install g++ pkg-config libgrpc++-dev protobuf-compiler-grpc")
     BUILD.mkdir(parents=True, exist_ok=True)
     protos = sorted(PROTOS.glob("*.proto"))
-    subprocess.run(["protoc", f"-I{PROTOS}", f"--cpp_out={BUILD}", f"--grpc_out={BUILD}",
-                    f"--plugin=protoc-gen-grpc={shutil.which('grpc_cpp_plugin')}", *map(str, protos)], check=True)
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "grpc++", "protobuf"], check=True,
-                           capture_output=True, text=True).stdout.split()
+    subprocess.run(
+        [
+            "protoc",
+            f"-I{PROTOS}",
+            f"--cpp_out={BUILD}",
+            f"--grpc_out={BUILD}",
+            f"--plugin=protoc-gen-grpc={shutil.which('grpc_cpp_plugin')}",
+            *map(str, protos),
+        ],
+        check=True,
+    )
+    flags = subprocess.run(
+        ["pkg-config", "--cflags", "--libs", "grpc++", "protobuf"], check=True, capture_output=True, text=True
+    ).stdout.split()
     generated = [str(BUILD / f"{p.stem}.pb.cc") for p in protos] + [str(BUILD / "tfs_predict.grpc.pb.cc")]
     for program in ("server", "client"):
-        subprocess.run(["g++", "-O2", "-std=c++17", f"-I{BUILD}", "-o", str(BUILD / program),
-                        str(SOURCES / f"{program}.cc"), *generated, *flags], check=True)
+        subprocess.run(
+            [
+                "g++",
+                "-O2",
+                "-std=c++17",
+                f"-I{BUILD}",
+                "-o",
+                str(BUILD / program),
+                str(SOURCES / f"{program}.cc"),
+                *generated,
+                *flags,
+            ],
+            check=True,
+        )
     return BUILD
 
 
@@ -67,8 +89,9 @@ def serve_python(sleep_s: float) -> None:
 
 def python_client(target: str) -> float:
     image = np.zeros((1, 224, 224, 3), np.uint8)
-    request = tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MODEL),
-                                             inputs={"images": tensors.to_proto(image)})
+    request = tfs_predict_pb2.PredictRequest(
+        model_spec=tfs_predict_pb2.ModelSpec(name=MODEL), inputs={"images": tensors.to_proto(image)}
+    )
     with grpc.insecure_channel(target) as channel:
         stub = tfs_predict_pb2_grpc.PredictionServiceStub(channel)
         return ms(timed(lambda: stub.Predict(request, timeout=30), COUNT, warmup=20), 50)
@@ -96,8 +119,10 @@ def main() -> None:
     binaries = build()
     overshoot = ms(timed(lambda: time.sleep(SLEEP_S), 100), 50) - SLEEP_S * 1000
     print(f"Handler: sleep 10 ms (Python's time.sleep overshoots by {overshoot:.2f} ms here)\n")
-    servers = {"C++": [str(binaries / "server"), str(int(SLEEP_S * 1e6))],
-               "Python": [sys.executable, "-m", "benchmarks.grpc_native", "--serve-python"]}
+    servers = {
+        "C++": [str(binaries / "server"), str(int(SLEEP_S * 1e6))],
+        "Python": [sys.executable, "-m", "benchmarks.grpc_native", "--serve-python"],
+    }
     clients = {"C++": lambda target: native_client(binaries / "client", target), "Python": python_client}
     rounds: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
@@ -114,6 +139,7 @@ def main() -> None:
         p50 = float(np.median(p50s))
         each = ", ".join(f"{p - SLEEP_S * 1000:.2f}" for p in p50s)
         print(f"| {client_name} -> {server_name} | {p50:.2f} | {p50 - SLEEP_S * 1000:.2f} ({each}) |")
+
 
 if __name__ == "__main__":
     main()

@@ -32,24 +32,33 @@ def peak_rss(pid: int) -> int:
 def run(passes: int, uploads: int, env: dict[str, str]) -> None:
     data = corpus(uploads)
     with tempfile.TemporaryDirectory() as scratch:
-        gateway = Gateway(Path(scratch) / "gateway.log", PRIMARY_URL=f"grpc://127.0.0.1:{free_port()}",
-                          PRIMARY_MODEL="m", FALLBACK_URL=f"grpc://127.0.0.1:{free_port()}", FALLBACK_MODEL="f",
-                          BREAKER_COOLDOWN_MS="600000", **env).start()
+        gateway = Gateway(
+            Path(scratch) / "gateway.log",
+            PRIMARY_URL=f"grpc://127.0.0.1:{free_port()}",
+            PRIMARY_MODEL="m",
+            FALLBACK_URL=f"grpc://127.0.0.1:{free_port()}",
+            FALLBACK_MODEL="f",
+            BREAKER_COOLDOWN_MS="600000",
+            **env,
+        ).start()
         try:
             process = psutil.Process(gateway.process.pid)
             print(f"env {env or 'default'}: idle RSS {process.memory_info().rss / 2**20:.0f} MiB")
             session = requests.Session()
 
             def send(upload: bytes) -> int:
-                return session.post(f"{gateway.url}/classify", data=upload, headers={"Content-Type": "image/png"},
-                                    timeout=30).status_code
+                return session.post(
+                    f"{gateway.url}/classify", data=upload, headers={"Content-Type": "image/png"}, timeout=30
+                ).status_code
 
             for number in range(1, passes + 1):
                 started = time.monotonic()
                 with ThreadPoolExecutor(4) as pool:
                     statuses = collections.Counter(pool.map(send, data))
-                print(f"pass {number}: {time.monotonic() - started:.1f} s, RSS {process.memory_info().rss / 2**20:.0f} "
-                      f"MiB, peak {peak_rss(process.pid) / 2**20:.0f} MiB, statuses {dict(sorted(statuses.items()))}")
+                print(
+                    f"pass {number}: {time.monotonic() - started:.1f} s, RSS {process.memory_info().rss / 2**20:.0f} "
+                    f"MiB, peak {peak_rss(process.pid) / 2**20:.0f} MiB, statuses {dict(sorted(statuses.items()))}"
+                )
         finally:
             gateway.stop()
 

@@ -62,15 +62,24 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 def bench(models: Path, name: str, model_file: str, interpreters: int, threads: int, count: int) -> dict:
     image = np.random.default_rng(0).integers(0, 256, size=(1, 224, 224, 3), dtype=np.uint8)
-    with tempfile.TemporaryDirectory() as tmp, ModelServer(
-            models, name, Path(tmp) / "log", MODEL_FILE=model_file, INTERPRETERS=str(interpreters),
-            INTERPRETER_THREADS=str(threads)) as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ModelServer(
+            models,
+            name,
+            Path(tmp) / "log",
+            MODEL_FILE=model_file,
+            INTERPRETERS=str(interpreters),
+            INTERPRETER_THREADS=str(threads),
+        ) as server,
+    ):
         server.start(timeout=120)
         loaded_rss, _ = rss_mb(server.process.pid)
         channel = grpc.insecure_channel(server.grpc_target)
         stub = tfs_predict_pb2_grpc.PredictionServiceStub(channel)
-        request = tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=name),
-                                             inputs={"images": tensors.to_proto(image)})
+        request = tfs_predict_pb2.PredictRequest(
+            model_spec=tfs_predict_pb2.ModelSpec(name=name), inputs={"images": tensors.to_proto(image)}
+        )
         session = requests.Session()
         rest_body = json.dumps({"instances": image.tolist()}).encode()
         url = f"{server.rest}/v1/models/{name}:predict"
@@ -81,8 +90,9 @@ def bench(models: Path, name: str, model_file: str, interpreters: int, threads: 
             "grpc": grpc_samples,
             "added": [g - d for g, d in zip(grpc_samples, direct_samples, strict=True)],
             "rest": timed(lambda: session.post(url, data=rest_body, timeout=30).raise_for_status(), count // 4),
-            "throughput": {c: throughput(lambda: stub.Predict(request, timeout=60), c, max(40, count // 2))
-                           for c in (1, 4, 8)},
+            "throughput": {
+                c: throughput(lambda: stub.Predict(request, timeout=60), c, max(40, count // 2)) for c in (1, 4, 8)
+            },
         }
         result["rss_loaded"], _ = loaded_rss, None
         result["rss_now"], result["rss_peak"] = rss_mb(server.process.pid)
@@ -99,17 +109,21 @@ def main() -> None:
     args = parser.parse_args()
     cores = available_cores()
     print(f"## {args.model} ({args.model_file}), {cores} cores\n")
-    print("| layout | direct p50 ms | gRPC p50 / p99 ms | gRPC added p50 ms | REST p50 ms | req/s c=1 / 4 / 8 "
-          "| RSS loaded / peak MB |")
+    print(
+        "| layout | direct p50 ms | gRPC p50 / p99 ms | gRPC added p50 ms | REST p50 ms | req/s c=1 / 4 / 8 "
+        "| RSS loaded / peak MB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for interpreters, threads in ((cores, 1), (1, cores), (cores, cores)):
         r = bench(args.models, args.model, args.model_file, interpreters, threads, args.count)
         d50, added = ms(r["direct"], 50), ms(r["added"], 50)
         g50, g99 = ms(r["grpc"], 50), ms(r["grpc"], 99)
         tp = " / ".join(f"{r['throughput'][c]:.0f}" for c in (1, 4, 8))
-        print(f"| {interpreters} interpreter(s) x {threads} thread(s) | {d50:.2f} | {g50:.2f} / {g99:.2f} "
-              f"| {added:.2f} | {ms(r['rest'], 50):.1f} | {tp} | {r['rss_loaded']:.0f} / "
-              f"{r['rss_peak']:.0f} |")
+        print(
+            f"| {interpreters} interpreter(s) x {threads} thread(s) | {d50:.2f} | {g50:.2f} / {g99:.2f} "
+            f"| {added:.2f} | {ms(r['rest'], 50):.1f} | {tp} | {r['rss_loaded']:.0f} / "
+            f"{r['rss_peak']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

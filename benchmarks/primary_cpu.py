@@ -46,7 +46,9 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     tensor = tf.constant(image)
-    rows.append(("TensorFlow SavedModel (TF-Serving CPU kernels)", *p50_ms(lambda: signature(images=tensor), args.count)))
+    rows.append(
+        ("TensorFlow SavedModel (TF-Serving CPU kernels)", *p50_ms(lambda: signature(images=tensor), args.count))
+    )
 
     print(f"| WRN-50-2, batch 1, {cores} cores | p50 ms | p90 ms |\n|---|---|---|")
     for label, p50, p90 in rows:

@@ -29,8 +29,9 @@ ErrorBody = Callable[[int, str], dict[str, Any]]
 MAINTENANCE_INTERVAL_S = 1  # how often waitress looks for connections to close (its default: 30 s)
 
 
-def create_server(app: Callable, error_body: ErrorBody, header_timeout_s: float, read_timeout_s: float,
-                  **options: Any):  # -> waitress's server (no public type)
+def create_server(
+    app: Callable, error_body: ErrorBody, header_timeout_s: float, read_timeout_s: float, **options: Any
+):  # -> waitress's server (no public type)
     """``waitress.create_server(app, **options)`` whose own error answers are ``error_body(...)`` and
     which closes a connection whose request is read for longer than the timeouts."""
 

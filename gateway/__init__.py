@@ -29,7 +29,9 @@ def create_app(env: Mapping[str, str] | None = None, service: Service | None = N
     if service is None:
         service = Service.build(Settings.from_env(env))
     app = Flask(__name__)
-    app.url_map.merge_slashes = False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
+    app.url_map.merge_slashes = (
+        False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
+    )
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_body_bytes
     app.extensions["classifier"] = service
 
@@ -53,11 +55,17 @@ def create_app(env: Mapping[str, str] | None = None, service: Service | None = N
         if _classifying():
             model = response.headers.get("X-Model")
             service.metrics.requests.labels(str(response.status_code), model or "none").inc()
-            log.info("classify", extra={
-                "request_id": g.get("request_id"), "status": response.status_code,
-                "model": model, "fallback": response.headers.get("X-Fallback"),
-                "fallback_reason": response.headers.get("X-Fallback-Reason"),
-                "ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1)})
+            log.info(
+                "classify",
+                extra={
+                    "request_id": g.get("request_id"),
+                    "status": response.status_code,
+                    "model": model,
+                    "fallback": response.headers.get("X-Fallback"),
+                    "fallback_reason": response.headers.get("X-Fallback-Reason"),
+                    "ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
+                },
+            )
         return response
 
     return app

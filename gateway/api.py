@@ -52,8 +52,11 @@ def classify() -> Response:
             deadline = started + inputs.fetch_s + settings.deadline_s
             local_s = inputs.fetch_s + inputs.decode_s
             if usable and time.monotonic() >= deadline:  # local work used the time up: no backend is blamed
-                raise DeadlineExceeded(f"reading and decoding the upload took {local_s * 1000:.0f} ms "
-                                       f"of the {settings.deadline_s * 1000:.0f} ms deadline", {"Retry-After": "1"})
+                raise DeadlineExceeded(
+                    f"reading and decoding the upload took {local_s * 1000:.0f} ms "
+                    f"of the {settings.deadline_s * 1000:.0f} ms deadline",
+                    {"Retry-After": "1"},
+                )
             outcome = service.router.classify(usable, deadline) if usable else None
     finally:
         service.in_flight.leave()
@@ -61,8 +64,10 @@ def classify() -> Response:
     total = time.monotonic() - started
     metrics = service.metrics
     metrics.stage_latency.labels("decode").observe(inputs.decode_s)
-    timings = {**({"fetch": round(inputs.fetch_s * 1000, 2)} if inputs.by_url else {}),
-               "decode": round(inputs.decode_s * 1000, 2)}
+    timings = {
+        **({"fetch": round(inputs.fetch_s * 1000, 2)} if inputs.by_url else {}),
+        "decode": round(inputs.decode_s * 1000, 2),
+    }
     if outcome is not None:
         metrics.stage_latency.labels("preprocess").observe(outcome.preprocess_ms / 1000)
         metrics.stage_latency.labels("infer").observe(outcome.infer_ms / 1000)
@@ -70,8 +75,12 @@ def classify() -> Response:
     metrics.stage_latency.labels("total").observe(total)
     timings["total"] = round(total * 1000, 2)
     rows = iter(outcome.probabilities if outcome is not None else ())
-    answers = [error_body(image.status, image.message, image.code) if isinstance(image, ApiError)
-               else {"predictions": top_k(next(rows), service.labels, k)} for image in inputs.images]
+    answers = [
+        error_body(image.status, image.message, image.code)
+        if isinstance(image, ApiError)
+        else {"predictions": top_k(next(rows), service.labels, k)}
+        for image in inputs.images
+    ]
     body = {
         **(answers[0] if not inputs.batch else {"results": answers}),
         "model": outcome.backend.model if outcome else None,

@@ -55,9 +55,16 @@ class LatencyWindow:
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, failures: int, cooldown_s: float, max_cooldown_s: float,
-                 latency_bound_s: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 on_transition: Callable[[str, State, State], None] | None = None):
+    def __init__(
+        self,
+        name: str,
+        failures: int,
+        cooldown_s: float,
+        max_cooldown_s: float,
+        latency_bound_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_transition: Callable[[str, State, State], None] | None = None,
+    ):
         self.name = name
         self.failure_threshold = failures
         self.base_cooldown_s = cooldown_s

@@ -65,8 +65,11 @@ class ModelClient(Protocol):
 
 def check_output(probabilities: np.ndarray, batch_size: int) -> np.ndarray:
     if probabilities.shape != (batch_size, NUM_CLASSES) or not np.isfinite(probabilities).all():
-        raise BackendError("error", f"malformed answer: shape {list(probabilities.shape)}, "
-                                    f"expected [{batch_size}, {NUM_CLASSES}] finite values")
+        raise BackendError(
+            "error",
+            f"malformed answer: shape {list(probabilities.shape)}, "
+            f"expected [{batch_size}, {NUM_CLASSES}] finite values",
+        )
     return probabilities.astype(np.float32, copy=False)
 
 
@@ -97,7 +100,8 @@ def _channel(settings: BackendSettings) -> grpc.Channel:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=tls.ca.read_bytes(),
         private_key=tls.key.read_bytes() if tls.key else None,
-        certificate_chain=tls.cert.read_bytes() if tls.cert else None)
+        certificate_chain=tls.cert.read_bytes() if tls.cert else None,
+    )
     return grpc.secure_channel(settings.target, credentials, options=_GRPC_OPTIONS)
 
 
@@ -128,9 +132,12 @@ class GrpcModelClient(_PooledClient):
 
     def status(self, timeout_s: float) -> str:
         try:
-            self._stub.GetModelMetadata(tfs_predict_pb2.GetModelMetadataRequest(
-                model_spec=tfs_predict_pb2.ModelSpec(name=self.settings.model), metadata_field=["signature_def"]),
-                timeout=timeout_s)
+            self._stub.GetModelMetadata(
+                tfs_predict_pb2.GetModelMetadataRequest(
+                    model_spec=tfs_predict_pb2.ModelSpec(name=self.settings.model), metadata_field=["signature_def"]
+                ),
+                timeout=timeout_s,
+            )
             return "AVAILABLE"
         except grpc.RpcError as exc:
             return f"UNAVAILABLE ({exc.code().name}: {exc.details()})"
@@ -162,8 +169,9 @@ class RestModelClient(_PooledClient):
         body = json.dumps({"signature_name": SIGNATURE, "instances": batch.tolist()})
         url = f"{self._model_url}/labels/{label}:predict" if label else f"{self._model_url}:predict"
         try:
-            response = self._session.post(url, data=body, timeout=timeout_s,
-                                          headers={"Content-Type": "application/json"}, **self._tls)
+            response = self._session.post(
+                url, data=body, timeout=timeout_s, headers={"Content-Type": "application/json"}, **self._tls
+            )
         except requests.Timeout as exc:
             raise BackendError("timeout", str(exc)) from None
         except requests.ConnectionError as exc:

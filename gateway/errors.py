@@ -156,6 +156,7 @@ def register_error_handlers(app: Flask, max_body_bytes: int) -> None:
 
     @app.errorhandler(Exception)
     def internal_error(_error: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path,
-                      extra={"request_id": g.get("request_id")})
+        log.exception(
+            "unhandled error on %s %s", request.method, request.path, extra={"request_id": g.get("request_id")}
+        )
         return _response(500, error_body(500, "internal error; the request id is in the logs"))

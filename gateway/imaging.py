@@ -25,8 +25,12 @@ from protocol.contract import IMAGE_SIZE
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")
-_INTERPOLATION = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
-                  "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+_INTERPOLATION = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
 WHITE = (255, 255, 255)
 MAX_JPEG_SCANS = 100
 # What each format's file starts with: a file that does but cannot be opened is broken (422), not foreign (415).
@@ -101,8 +105,9 @@ def peak_bytes(image: Image.Image, full_size: tuple[int, int], encoded_bytes: in
     return total
 
 
-def decode(data: bytes, max_pixels: int, min_shorter: int,
-           reserve: Callable[[int], None] = lambda _nbytes: None) -> Image.Image:
+def decode(
+    data: bytes, max_pixels: int, min_shorter: int, reserve: Callable[[int], None] = lambda _nbytes: None
+) -> Image.Image:
     """Open, check size, reserve the memory decoding takes (``reserve(nbytes)`` raises to refuse),
     decode (JPEG at reduced DCT scale), orient and convert to RGB."""
     try:
@@ -168,6 +173,5 @@ def to_tensor(image: Image.Image, policy: ResizePolicy) -> np.ndarray:
     left = round((width * scale - policy.crop) / 2) / scale
     top = round((height * scale - policy.crop) / 2) / scale
     box = (left, top, left + box_size, top + box_size)
-    resized = image.resize((policy.crop, policy.crop), _INTERPOLATION[policy.interpolation], box=box,
-                           reducing_gap=None)
+    resized = image.resize((policy.crop, policy.crop), _INTERPOLATION[policy.interpolation], box=box, reducing_gap=None)
     return np.asarray(resized, dtype=np.uint8)[np.newaxis]

@@ -61,12 +61,16 @@ def _hold(memory: Reservation, nbytes: int) -> None:
         memory.hold(nbytes)
     except OverBudget as exc:
         if exc.alone:
-            raise TooManyPixels(f"decoding this image needs {exc.wanted >> 20} MiB, over the limit of "
-                                f"{exc.capacity >> 20} MiB (MEMORY_BUDGET_BYTES)") from None
+            raise TooManyPixels(
+                f"decoding this image needs {exc.wanted >> 20} MiB, over the limit of "
+                f"{exc.capacity >> 20} MiB (MEMORY_BUDGET_BYTES)"
+            ) from None
         raise Overloaded("other uploads hold the decoding memory; retry shortly", {"Retry-After": "1"}) from None
 
 
-def _decode_or_error(data: bytes | ApiError, settings: Settings, reserve: Callable[[int], None]) -> Image.Image | ApiError:
+def _decode_or_error(
+    data: bytes | ApiError, settings: Settings, reserve: Callable[[int], None]
+) -> Image.Image | ApiError:
     if isinstance(data, ApiError):
         return data
     if not data:

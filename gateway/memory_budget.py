@@ -37,8 +37,9 @@ class MemoryBudget:
         if nbytes > self.capacity:
             raise OverBudget(nbytes, self.capacity, alone=True)
         with self._freed:
-            fits = self._freed.wait_for(lambda: self._used + nbytes <= self.capacity,
-                                        max(0.0, deadline - time.monotonic()))
+            fits = self._freed.wait_for(
+                lambda: self._used + nbytes <= self.capacity, max(0.0, deadline - time.monotonic())
+            )
             if not fits:
                 raise OverBudget(nbytes, self.capacity, alone=False)
             self._used += nbytes

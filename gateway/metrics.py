@@ -18,27 +18,45 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("gateway_classify_requests", "Classification requests by HTTP status and answering model",
-                                ["code", "model"], registry=r)
-        self.fallbacks = Counter("gateway_fallback_answers", "Answers given by the fallback, by reason", ["reason"],
-                                 registry=r)
+        self.requests = Counter(
+            "gateway_classify_requests",
+            "Classification requests by HTTP status and answering model",
+            ["code", "model"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "gateway_fallback_answers", "Answers given by the fallback, by reason", ["reason"], registry=r
+        )
         for reason in FALLBACK_REASONS:
             self.fallbacks.labels(reason)
-        self.hedges = Counter("gateway_hedged_requests", "Requests that also asked the fallback, by winner", ["winner"],
-                              registry=r)
-        self.shed = Counter("gateway_shed_requests", "Requests refused with 503 because too many were in flight",
-                            registry=r)
-        self.stage_latency = Histogram("gateway_stage_duration_seconds", "Gateway time per stage", ["stage"],
-                                       buckets=_LATENCY_BUCKETS, registry=r)
-        self.backend_latency = Histogram("gateway_backend_request_duration_seconds",
-                                         "Model calls by backend and outcome", ["backend", "outcome"],
-                                         buckets=_LATENCY_BUCKETS, registry=r)
+        self.hedges = Counter(
+            "gateway_hedged_requests", "Requests that also asked the fallback, by winner", ["winner"], registry=r
+        )
+        self.shed = Counter(
+            "gateway_shed_requests", "Requests refused with 503 because too many were in flight", registry=r
+        )
+        self.stage_latency = Histogram(
+            "gateway_stage_duration_seconds", "Gateway time per stage", ["stage"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.backend_latency = Histogram(
+            "gateway_backend_request_duration_seconds",
+            "Model calls by backend and outcome",
+            ["backend", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge("gateway_requests_in_flight", "Requests being processed", registry=r)
-        self.in_flight_limit = Gauge("gateway_requests_in_flight_limit",
-                                     "MAX_IN_FLIGHT: past this many requests in flight the gateway sheds", registry=r)
-        self.deadline = Gauge("gateway_request_deadline_seconds", "REQUEST_DEADLINE_MS, the budget of one request",
-                              registry=r)
-        self.circuit_state = Gauge("gateway_circuit_state", "Circuit breaker state (0 closed, 1 half-open, 2 open)",
-                                   ["backend"], registry=r)
-        self.circuit_transitions = Counter("gateway_circuit_transitions", "Circuit breaker transitions, by new state",
-                                           ["backend", "state"], registry=r)
+        self.in_flight_limit = Gauge(
+            "gateway_requests_in_flight_limit",
+            "MAX_IN_FLIGHT: past this many requests in flight the gateway sheds",
+            registry=r,
+        )
+        self.deadline = Gauge(
+            "gateway_request_deadline_seconds", "REQUEST_DEADLINE_MS, the budget of one request", registry=r
+        )
+        self.circuit_state = Gauge(
+            "gateway_circuit_state", "Circuit breaker state (0 closed, 1 half-open, 2 open)", ["backend"], registry=r
+        )
+        self.circuit_transitions = Counter(
+            "gateway_circuit_transitions", "Circuit breaker transitions, by new state", ["backend", "state"], registry=r
+        )

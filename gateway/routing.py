@@ -98,9 +98,14 @@ class Router:
     """Picks the answering backend for each request. ``clock`` and ``wait`` are the only ways it
     reads or spends time, so tests can step a virtual clock instead of sleeping."""
 
-    def __init__(self, settings: Settings, backends: dict[str, Backend], metrics: Metrics,
-                 clock: Callable[[], float] = time.monotonic,
-                 wait: Callable[[list[Future], float], None] = wait_for_first):
+    def __init__(
+        self,
+        settings: Settings,
+        backends: dict[str, Backend],
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[list[Future], float], None] = wait_for_first,
+    ):
         self.settings = settings
         self.primary = backends.get("primary")
         self.fallback = backends.get("fallback")
@@ -119,8 +124,9 @@ class Router:
         """One race for all ``images``: each backend gets them as one [N, 224, 224, 3] tensor."""
         return _Race(self, images, deadline).run()
 
-    def start(self, backend: Backend, admission: Admission, images: list[Image.Image], tensors: dict,
-              timeout_s: float) -> _Attempt:
+    def start(
+        self, backend: Backend, admission: Admission, images: list[Image.Image], tensors: dict, timeout_s: float
+    ) -> _Attempt:
         started = self.clock()
         policy = backend.settings.policy
         if policy not in tensors:
@@ -229,8 +235,9 @@ class _Race:
                 self.reasons["fallback"] = "circuit_open"
                 return False
             self.hedged = not primary_gone
-            self.attempts["fallback"] = router.start(router.fallback, admission, self.images, self.tensors,
-                                                     self.deadline - now)
+            self.attempts["fallback"] = router.start(
+                router.fallback, admission, self.images, self.tensors, self.deadline - now
+            )
             return True
         if hedge_due:
             self.hedge_at = None  # over the hedging cap: wait for the primary alone
@@ -239,8 +246,9 @@ class _Race:
     def lost(self, now: float) -> bool:
         """No backend can still answer, or the deadline has passed."""
         unsettled = [role for role in self.attempts if role not in self.reasons]
-        fallback_startable = (self.router.fallback is not None and "fallback" not in self.reasons
-                              and "fallback" not in self.attempts)
+        fallback_startable = (
+            self.router.fallback is not None and "fallback" not in self.reasons and "fallback" not in self.attempts
+        )
         if not unsettled and not fallback_startable:
             return True
         if now >= self.deadline:
@@ -250,8 +258,11 @@ class _Race:
 
     def waiting_on(self) -> list[Future]:
         """The calls still running; a fallback answer held for the primary's grace is not waited on."""
-        return [a.future for role, a in self.attempts.items()
-                if role not in self.reasons and not (role == "fallback" and self.grace_until is not None)]
+        return [
+            a.future
+            for role, a in self.attempts.items()
+            if role not in self.reasons and not (role == "fallback" and self.grace_until is not None)
+        ]
 
     def next_wake(self) -> float:
         wake = [self.deadline]

@@ -77,8 +77,9 @@ class Service:
     canary: CanaryClient | None = None
 
     @classmethod
-    def build(cls, settings: Settings,
-              client_factory: Callable[[BackendSettings], ModelClient] | None = None) -> Service:
+    def build(
+        cls, settings: Settings, client_factory: Callable[[BackendSettings], ModelClient] | None = None
+    ) -> Service:
         """``client_factory`` replaces the real clients (tests); by default each backend gets a
         client with one worker per request allowed in flight."""
         factory = client_factory or (lambda backend: make_client(backend, settings.max_in_flight))
@@ -97,16 +98,28 @@ class Service:
             client = factory(backend)
             if backend.role == "primary" and settings.canary is not None:
                 client = canary = CanaryClient(client, settings.canary, metrics.registry)
-            breaker = CircuitBreaker(backend.role, policy.failures, policy.cooldown_s, policy.max_cooldown_s,
-                                     policy.latency_bound_s, on_transition=transition)
+            breaker = CircuitBreaker(
+                backend.role,
+                policy.failures,
+                policy.cooldown_s,
+                policy.max_cooldown_s,
+                policy.latency_bound_s,
+                on_transition=transition,
+            )
             metrics.circuit_state.labels(backend.role).set(State.CLOSED.value)
             backends[backend.role] = Backend(backend, client, breaker)
-        return cls(settings=settings, router=Router(settings, backends, metrics), backends=backends,
-                   labels=load_labels(settings.labels_path), metrics=metrics,
-                   in_flight=InFlight(settings.max_in_flight),
-                   status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"),
-                   memory=MemoryBudget(settings.memory_budget_bytes), fetcher=UrlFetcher(settings.url_fetch),
-                   canary=canary)
+        return cls(
+            settings=settings,
+            router=Router(settings, backends, metrics),
+            backends=backends,
+            labels=load_labels(settings.labels_path),
+            metrics=metrics,
+            in_flight=InFlight(settings.max_in_flight),
+            status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"),
+            memory=MemoryBudget(settings.memory_budget_bytes),
+            fetcher=UrlFetcher(settings.url_fetch),
+            canary=canary,
+        )
 
     def backend_states(self) -> dict[str, dict]:
         """Each backend's status, asked at most once at a time and waited for at most STATUS_TIMEOUT_MS."""
@@ -117,8 +130,15 @@ class Service:
                 if check is None or check.done():
                     self._status_checks[role] = self.status_pool.submit(backend.client.status, timeout)
             checks = dict(self._status_checks)
-        return {role: {"url": b.settings.url, "model": b.settings.model, "state": _state(checks[role], timeout),
-                       "circuit": b.breaker.state.name.lower()} for role, b in self.backends.items()}
+        return {
+            role: {
+                "url": b.settings.url,
+                "model": b.settings.model,
+                "state": _state(checks[role], timeout),
+                "circuit": b.breaker.state.name.lower(),
+            }
+            for role, b in self.backends.items()
+        }
 
     def close(self) -> None:
         for backend in self.backends.values():

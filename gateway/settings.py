@@ -126,8 +126,10 @@ class Settings:
         # Every admitted request needs a thread; the extra ones refuse the overflow at once.
         threads = reader.int("THREADS", max_in_flight + 8, 1, 100_008)
         if threads <= max_in_flight:
-            raise SettingsError(f"THREADS={threads} must exceed MAX_IN_FLIGHT={max_in_flight}: requests past "
-                                "the limit are refused by a free thread, never queued")
+            raise SettingsError(
+                f"THREADS={threads} must exceed MAX_IN_FLIGHT={max_in_flight}: requests past "
+                "the limit are refused by a free thread, never queued"
+            )
         settings = cls(
             primary=primary,
             fallback=fallback,
@@ -156,8 +158,10 @@ class Settings:
         if settings.canary is not None and primary is None:
             raise SettingsError("CANARY_SHARE needs PRIMARY_URL: the canary is a version of the primary model")
         if settings.memory_budget_bytes < 2 * settings.max_body_bytes:
-            raise SettingsError(f"MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} must hold at least two "
-                                f"MAX_BODY_BYTES ({2 * settings.max_body_bytes}): a body and its multipart copy")
+            raise SettingsError(
+                f"MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} must hold at least two "
+                f"MAX_BODY_BYTES ({2 * settings.max_body_bytes}): a body and its multipart copy"
+            )
         if not settings.labels_path.is_file():
             raise SettingsError(f"LABELS_PATH={settings.labels_path} is not a file")
         return settings
@@ -248,10 +252,14 @@ def _tls(reader: EnvReader, prefix: str, scheme: str) -> ClientTls | None:
         try:
             context.load_cert_chain(cert, key)
         except ssl.SSLError as exc:
-            raise SettingsError(f"{prefix}_TLS_CERT={cert} / {prefix}_TLS_KEY={key}: not a matching PEM certificate "
-                                f"and key ({exc.reason})") from None
+            raise SettingsError(
+                f"{prefix}_TLS_CERT={cert} / {prefix}_TLS_KEY={key}: not a matching PEM certificate "
+                f"and key ({exc.reason})"
+            ) from None
         except OSError as exc:
-            raise SettingsError(f"{prefix}_TLS_CERT={cert} / {prefix}_TLS_KEY={key}: cannot read ({exc.strerror})") from None
+            raise SettingsError(
+                f"{prefix}_TLS_CERT={cert} / {prefix}_TLS_KEY={key}: cannot read ({exc.strerror})"
+            ) from None
     return ClientTls(Path(ca), Path(cert) if cert else None, Path(key) if key else None)
 
 
@@ -266,6 +274,8 @@ def _policy(reader: EnvReader, prefix: str) -> ResizePolicy:
     shorter = reader.int(f"{prefix}_RESIZE_SHORTER", int(values.get("resize_shorter", 256)), 1, 4096)
     interpolation = reader.raw(f"{prefix}_INTERPOLATION") or values.get("interpolation", "bilinear")
     try:
-        return ResizePolicy(resize_shorter=shorter, crop=int(values.get("crop", IMAGE_SIZE)), interpolation=interpolation)
+        return ResizePolicy(
+            resize_shorter=shorter, crop=int(values.get("crop", IMAGE_SIZE)), interpolation=interpolation
+        )
     except ValueError as exc:
         raise SettingsError(f"{prefix}_RESIZE_SHORTER/{prefix}_INTERPOLATION: {exc}") from None

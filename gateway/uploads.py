@@ -54,8 +54,14 @@ def _multipart_parts(body: bytes, content_type: str) -> list[bytes]:
         if state["name"] in FIELDS:
             parts.append(b"".join(state["chunks"]))
 
-    callbacks: MultipartCallbacks = {"on_part_begin": part_begin, "on_header_field": header_field, "on_header_value": header_value,
-                 "on_header_end": header_end, "on_part_data": part_data, "on_part_end": part_end}
+    callbacks: MultipartCallbacks = {
+        "on_part_begin": part_begin,
+        "on_header_field": header_field,
+        "on_header_value": header_value,
+        "on_header_end": header_end,
+        "on_part_data": part_data,
+        "on_part_end": part_end,
+    }
     try:  # the constructor refuses a boundary over python-multipart's 256 characters
         parser = MultipartParser(boundary, callbacks)
         parser.write(body)
@@ -76,9 +82,11 @@ def uploaded_images(request: Request) -> list[bytes]:
     elif mimetype in imaging.MEDIA_TYPES:
         return [request.get_data(cache=False)]
     elif not request.content_length and not mimetype:
-        raise MissingFile("send an image: multipart field 'file', or a raw body with "
-                                            "Content-Type image/jpeg|png|webp|gif|bmp")
+        raise MissingFile(
+            "send an image: multipart field 'file', or a raw body with Content-Type image/jpeg|png|webp|gif|bmp"
+        )
     else:
         raise UnsupportedMediaType(
             f"Content-Type {mimetype or 'none'} is not accepted; use multipart/form-data with a "
-                       f"'file' field or one of {', '.join(imaging.MEDIA_TYPES)}")
+            f"'file' field or one of {', '.join(imaging.MEDIA_TYPES)}"
+        )

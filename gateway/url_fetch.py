@@ -37,8 +37,9 @@ MODES = ("off", "allowlist", "public")
 REDIRECTS = (301, 302, 303, 307, 308)
 _CHUNK = 64 << 10
 # AWS/GCP/Azure/OpenStack, AWS ECS task credentials, Alibaba Cloud, AWS over IPv6.
-METADATA = frozenset(ipaddress.ip_address(a) for a in
-                     ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254"))
+METADATA = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
+)
 
 
 @dataclass(frozen=True)
@@ -56,18 +57,24 @@ class UrlFetchSettings:
         mode = reader.raw("URL_FETCH").lower() or "off"
         if mode not in MODES:
             raise SettingsError(f"URL_FETCH={mode!r}: use one of {', '.join(MODES)}")
-        allowlist = tuple(h.strip().lower().rstrip(".") for h in reader.raw("URL_FETCH_ALLOWLIST").split(",")
-                          if h.strip())
+        allowlist = tuple(
+            h.strip().lower().rstrip(".") for h in reader.raw("URL_FETCH_ALLOWLIST").split(",") if h.strip()
+        )
         if mode == "allowlist" and not allowlist:
             raise SettingsError("URL_FETCH=allowlist needs URL_FETCH_ALLOWLIST (comma-separated host names)")
         try:
-            networks = tuple(ipaddress.ip_network(n.strip(), strict=False)
-                             for n in reader.raw("URL_FETCH_ALLOW_NETWORKS").split(",") if n.strip())
+            networks = tuple(
+                ipaddress.ip_network(n.strip(), strict=False)
+                for n in reader.raw("URL_FETCH_ALLOW_NETWORKS").split(",")
+                if n.strip()
+            )
         except ValueError as exc:
             raise SettingsError(f"URL_FETCH_ALLOW_NETWORKS: {exc}") from None
         timeout_ms = reader.int("URL_FETCH_TIMEOUT_MS", 5000, 100, 120_000)
         return cls(
-            mode=mode, allowlist=allowlist, allow_networks=networks,
+            mode=mode,
+            allowlist=allowlist,
+            allow_networks=networks,
             max_bytes=reader.int("URL_FETCH_MAX_BYTES", max_bytes, 1024, 1 << 30),
             connect_timeout_s=reader.int("URL_FETCH_CONNECT_TIMEOUT_MS", min(2000, timeout_ms), 10, timeout_ms) / 1000,
             timeout_s=timeout_ms / 1000,
@@ -96,8 +103,9 @@ class _Target:
 
 
 class UrlFetcher:
-    def __init__(self, settings: UrlFetchSettings, resolver: Resolver = system_resolver,
-                 tls: ssl.SSLContext | None = None):
+    def __init__(
+        self, settings: UrlFetchSettings, resolver: Resolver = system_resolver, tls: ssl.SSLContext | None = None
+    ):
         """``resolver`` and ``tls`` (certificate authorities) are replaced in tests only."""
         self.settings = settings
         self._resolve = resolver
@@ -155,8 +163,10 @@ class UrlFetcher:
         return _Target(parts.scheme, host, port, path, addresses)
 
     def _listed(self, host: str) -> bool:
-        return any(host == entry or (entry.startswith(".") and (host.endswith(entry) or host == entry[1:]))
-                   for entry in self.settings.allowlist)
+        return any(
+            host == entry or (entry.startswith(".") and (host.endswith(entry) or host == entry[1:]))
+            for entry in self.settings.allowlist
+        )
 
     def _address_problem(self, address: Address) -> str | None:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -199,9 +209,16 @@ class UrlFetcher:
         connection.sock = sock  # already connected to the checked address: http.client must not resolve
         try:
             sock.settimeout(max(remaining, 0.001))
-            connection.request("GET", target.path, headers={
-                "Host": target.host_header, "Accept": "image/*", "Accept-Encoding": "identity",
-                "User-Agent": "classifier-gateway"})
+            connection.request(
+                "GET",
+                target.path,
+                headers={
+                    "Host": target.host_header,
+                    "Accept": "image/*",
+                    "Accept-Encoding": "identity",
+                    "User-Agent": "classifier-gateway",
+                },
+            )
             response = connection.getresponse()
             if response.status != 200:
                 return response.status, response.getheader("Location"), b""

@@ -11,10 +11,17 @@ from gateway.settings import Settings
 
 def create_server(app: Flask, settings: Settings):  # -> waitress's server (no public type)
     return http_server.create_server(
-        app, error_body, host=settings.host, port=settings.port, threads=settings.threads, ident="gateway",
+        app,
+        error_body,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.threads,
+        ident="gateway",
         max_request_body_size=settings.max_body_bytes,
-        header_timeout_s=settings.header_read_timeout_s, read_timeout_s=settings.request_read_timeout_s,
+        header_timeout_s=settings.header_read_timeout_s,
+        read_timeout_s=settings.request_read_timeout_s,
         # Slow clients hold connections, not threads; poll() because select() stops at 1024 descriptors.
-        connection_limit=settings.connection_limit, asyncore_use_poll=True,
+        connection_limit=settings.connection_limit,
+        asyncore_use_poll=True,
         channel_timeout=max(30, int(settings.deadline_s) * 4),  # an idle keep-alive connection
     )

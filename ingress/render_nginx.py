@@ -33,10 +33,19 @@ EDGE_CONF = HERE / "edge" / "nginx.conf"
 PREFIX = "nginx.ingress.kubernetes.io/"
 NAMESPACE = "classifier"  # the overlays' namespace: ingress-nginx names upstreams and headers after it
 # ingress-nginx's defaults for what our annotations leave unset (internal/ingress/controller/config/config.go:853-890).
-DEFAULTS = {"proxy-next-upstream": "error timeout", "proxy-next-upstream-tries": "3", "proxy-next-upstream-timeout": "0",
-            "proxy-request-buffering": "on", "proxy-buffering": "off", "proxy-body-size": "1m",
-            "client-body-buffer-size": "", "proxy-connect-timeout": "5", "proxy-send-timeout": "60",
-            "proxy-read-timeout": "60", "proxy-http-version": "1.1"}
+DEFAULTS = {
+    "proxy-next-upstream": "error timeout",
+    "proxy-next-upstream-tries": "3",
+    "proxy-next-upstream-timeout": "0",
+    "proxy-request-buffering": "on",
+    "proxy-buffering": "off",
+    "proxy-body-size": "1m",
+    "client-body-buffer-size": "",
+    "proxy-connect-timeout": "5",
+    "proxy-send-timeout": "60",
+    "proxy-read-timeout": "60",
+    "proxy-http-version": "1.1",
+}
 
 
 @dataclass(frozen=True)
@@ -63,10 +72,18 @@ class Ingress:
 def load(path: Path = INGRESS) -> Ingress:
     document: dict[str, Any] = yaml.safe_load(path.read_text())
     rule = document["spec"]["rules"][0]["http"]["paths"][0]
-    notes = {key.removeprefix(PREFIX): str(value) for key, value in document["metadata"]["annotations"].items()
-             if key.startswith(PREFIX)}
-    return Ingress(document["metadata"]["name"], rule["backend"]["service"]["name"],
-                   rule["backend"]["service"]["port"]["number"], rule["path"], {**DEFAULTS, **notes})
+    notes = {
+        key.removeprefix(PREFIX): str(value)
+        for key, value in document["metadata"]["annotations"].items()
+        if key.startswith(PREFIX)
+    }
+    return Ingress(
+        document["metadata"]["name"],
+        rule["backend"]["service"]["name"],
+        rule["backend"]["service"]["port"]["number"],
+        rule["path"],
+        {**DEFAULTS, **notes},
+    )
 
 
 def named_location(ingress: Ingress, code: str) -> str:
@@ -96,7 +113,10 @@ def main_location(ingress: Ingress, gateway_has_endpoints: bool) -> str:
     notes = ingress.notes
     upstream = ingress.upstream if gateway_has_endpoints else ingress.default_backend_upstream
     # The controller's substitution when the Service has no ready endpoint (nginx.tmpl:1379-1388).
-    no_endpoints = "" if gateway_has_endpoints else """
+    no_endpoints = (
+        ""
+        if gateway_has_endpoints
+        else """
         proxy_set_header X-Code 503;
         proxy_set_header X-Format $http_accept;
         proxy_set_header X-Namespace $namespace;
@@ -105,9 +125,15 @@ def main_location(ingress: Ingress, gateway_has_endpoints: bool) -> str:
         proxy_set_header X-Service-Port $service_port;
         proxy_set_header X-Request-ID $req_id;
 """
-    buffer = f"\n        client_body_buffer_size {notes['client-body-buffer-size']};" if notes["client-body-buffer-size"] else ""
-    error_pages = "".join(f"\n        error_page {code} = @custom_{ingress.default_backend_upstream}_{code};"
-                          for code in ingress.codes)
+    )
+    buffer = (
+        f"\n        client_body_buffer_size {notes['client-body-buffer-size']};"
+        if notes["client-body-buffer-size"]
+        else ""
+    )
+    error_pages = "".join(
+        f"\n        error_page {code} = @custom_{ingress.default_backend_upstream}_{code};" for code in ingress.codes
+    )
     return f"""
     location {ingress.path} {{
         set $namespace "{NAMESPACE}";
@@ -116,7 +142,7 @@ def main_location(ingress: Ingress, gateway_has_endpoints: bool) -> str:
         set $service_port "{ingress.port}";
         set $proxy_upstream_name "{upstream}";
         set $best_http_host $http_host;
-        client_max_body_size {notes['proxy-body-size']};{buffer}
+        client_max_body_size {notes["proxy-body-size"]};{buffer}
         proxy_set_header Host $best_http_host;
         proxy_set_header Upgrade $http_upgrade;
         proxy_set_header Connection $connection_upgrade;
@@ -129,16 +155,16 @@ def main_location(ingress: Ingress, gateway_has_endpoints: bool) -> str:
         proxy_set_header X-Forwarded-Scheme $scheme;
         proxy_set_header X-Scheme $scheme;
         proxy_set_header Proxy "";
-        proxy_connect_timeout {notes['proxy-connect-timeout']}s;
-        proxy_send_timeout {notes['proxy-send-timeout']}s;
-        proxy_read_timeout {notes['proxy-read-timeout']}s;
-        proxy_buffering {notes['proxy-buffering']};
-        proxy_request_buffering {notes['proxy-request-buffering']};
-        proxy_http_version {notes['proxy-http-version']};
-        proxy_next_upstream {notes['proxy-next-upstream']};
-        proxy_next_upstream_timeout {notes['proxy-next-upstream-timeout']};
-        proxy_next_upstream_tries {notes['proxy-next-upstream-tries']};{no_endpoints}
-        proxy_intercept_errors {'on' if ingress.codes else 'off'};{error_pages}
+        proxy_connect_timeout {notes["proxy-connect-timeout"]}s;
+        proxy_send_timeout {notes["proxy-send-timeout"]}s;
+        proxy_read_timeout {notes["proxy-read-timeout"]}s;
+        proxy_buffering {notes["proxy-buffering"]};
+        proxy_request_buffering {notes["proxy-request-buffering"]};
+        proxy_http_version {notes["proxy-http-version"]};
+        proxy_next_upstream {notes["proxy-next-upstream"]};
+        proxy_next_upstream_timeout {notes["proxy-next-upstream-timeout"]};
+        proxy_next_upstream_tries {notes["proxy-next-upstream-tries"]};{no_endpoints}
+        proxy_intercept_errors {"on" if ingress.codes else "off"};{error_pages}
         proxy_pass http://{upstream};
     }}
 """
@@ -175,14 +201,20 @@ server {{
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingress.render_nginx", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gateway", action="append", help="host:port of a gateway endpoint (repeatable; "
-                        "default gateway:8080)")
-    parser.add_argument("--no-gateway-endpoints", action="store_true",
-                        help="render the gateway Service with no ready endpoint")
-    parser.add_argument("--fallback", action="append", help="host:port of a fallback-only gateway endpoint "
-                        "(repeatable; default gateway-fallback:8080)")
+    parser = argparse.ArgumentParser(
+        prog="python -m ingress.render_nginx", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--gateway", action="append", help="host:port of a gateway endpoint (repeatable; default gateway:8080)"
+    )
+    parser.add_argument(
+        "--no-gateway-endpoints", action="store_true", help="render the gateway Service with no ready endpoint"
+    )
+    parser.add_argument(
+        "--fallback",
+        action="append",
+        help="host:port of a fallback-only gateway endpoint (repeatable; default gateway-fallback:8080)",
+    )
     parser.add_argument("--listen", default="8000")
     parser.add_argument("--out", default=str(EDGE_CONF), help="file to write, or - for stdout")
     args = parser.parse_args(argv)

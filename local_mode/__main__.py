@@ -34,19 +34,30 @@ def _stop(_signum: int, _frame: object) -> None:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m local_mode", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", choices=("random", "imagenet"), default="random",
-                        help="weights of the exports made when --models has none: random (offline, default) or "
-                             "imagenet (real labels; downloads the weights once)")
-    parser.add_argument("--models", type=Path,
-                        help="export folder (TF-Serving layout); default build/models, or build/models-imagenet "
-                             "with --weights imagenet")
+    parser = argparse.ArgumentParser(
+        prog="python -m local_mode", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("random", "imagenet"),
+        default="random",
+        help="weights of the exports made when --models has none: random (offline, default) or "
+        "imagenet (real labels; downloads the weights once)",
+    )
+    parser.add_argument(
+        "--models",
+        type=Path,
+        help="export folder (TF-Serving layout); default build/models, or build/models-imagenet "
+        "with --weights imagenet",
+    )
     parser.add_argument("--primary-tflite", type=Path, help="serve this .tflite as the primary instead")
     parser.add_argument("--fallback-tflite", type=Path, help="serve this .tflite as the fallback instead")
     parser.add_argument("--no-primary", action="store_true", help="fallback only (what the ingress fails over to)")
-    parser.add_argument("--primary-file", default="model_int8.tflite",
-                        help="which WRN export file to serve: model_int8.tflite (default) or model.tflite")
+    parser.add_argument(
+        "--primary-file",
+        default="model_int8.tflite",
+        help="which WRN export file to serve: model_int8.tflite (default) or model.tflite",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
@@ -76,27 +87,47 @@ def _ensure_exports(models: Path, names: list[str], weights: str) -> int:
         return 0
     took = "about 90 s" if weights == "random" else "the weights are downloaded once"
     print(f"local_mode: exporting {', '.join(missing)} with {weights} weights into {models} ({took})...", flush=True)
-    return subprocess.run([sys.executable, "-m", "models.export", "--weights", weights, "--out", str(models),
-                           *[arg for name in missing for arg in ("--model", name)]], cwd=REPO).returncode
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "models.export",
+            "--weights",
+            weights,
+            "--out",
+            str(models),
+            *[arg for name in missing for arg in ("--model", name)],
+        ],
+        cwd=REPO,
+    ).returncode
 
 
-def _backend(role: str, tflite: Path | None, models: Path, export: str, model_file: str,
-             scratch: Path) -> tuple[ModelServer, dict[str, str]]:
+def _backend(
+    role: str, tflite: Path | None, models: Path, export: str, model_file: str, scratch: Path
+) -> tuple[ModelServer, dict[str, str]]:
     prefix = role.upper()
     if tflite is not None:
         name = tflite.stem.replace(".", "_") or role
         server = ModelServer(serve_tflite(scratch / role, name, tflite), name, None)
         return server, {f"{prefix}_MODEL": name}
-    server = ModelServer(models, export, None, MODEL_FILE=model_file,
-                         INTERPRETERS="1" if role == "primary" else "2",
-                         INTERPRETER_THREADS="2" if role == "primary" else "1")
+    server = ModelServer(
+        models,
+        export,
+        None,
+        MODEL_FILE=model_file,
+        INTERPRETERS="1" if role == "primary" else "2",
+        INTERPRETER_THREADS="2" if role == "primary" else "1",
+    )
     return server, {f"{prefix}_MODEL": export, f"{prefix}_MANIFEST": str(models / export / "1" / "manifest.json")}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    needed = [name for name, custom in ((WRN, args.primary_tflite or args.no_primary),
-                                        (MOBILENET, args.fallback_tflite)) if not custom]
+    needed = [
+        name
+        for name, custom in ((WRN, args.primary_tflite or args.no_primary), (MOBILENET, args.fallback_tflite))
+        if not custom
+    ]
     try:
         if status := _ensure_exports(args.models, needed, args.weights):
             return status
@@ -126,10 +157,13 @@ def main(argv: list[str] | None = None) -> int:
             progress.update("local_mode: starting the gateway...")
             gateway.start()
             progress.end()
-            print(f"\nlocal_mode: ready on http://{args.host}:{args.port}\n"
-                  f"  open http://{args.host}:{args.port}/ in a browser (API docs: /docs/)\n"
-                  f"  curl -F file=@photo.jpg http://{args.host}:{args.port}/classify\n"
-                  f"  curl http://{args.host}:{args.port}/readyz\nCtrl-C stops.\n", flush=True)
+            print(
+                f"\nlocal_mode: ready on http://{args.host}:{args.port}\n"
+                f"  open http://{args.host}:{args.port}/ in a browser (API docs: /docs/)\n"
+                f"  curl -F file=@photo.jpg http://{args.host}:{args.port}/classify\n"
+                f"  curl http://{args.host}:{args.port}/readyz\nCtrl-C stops.\n",
+                flush=True,
+            )
             assert gateway.process is not None
             gateway.process.wait()
         except (KeyboardInterrupt, _Stop):

@@ -48,9 +48,13 @@ class Service:
 
     def start(self) -> Service:
         self._log = self.log_path.open("ab") if self.log_path else None
-        self.process = subprocess.Popen([sys.executable, *self.args], cwd=REPO, stdout=self._log,
-                                        stderr=subprocess.STDOUT if self._log else None,
-                                        env={**os.environ, "PYTHONPATH": str(REPO), **self.env})
+        self.process = subprocess.Popen(
+            [sys.executable, *self.args],
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+            env={**os.environ, "PYTHONPATH": str(REPO), **self.env},
+        )
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
@@ -79,14 +83,24 @@ class Service:
 class ModelServer(Service):
     """``client_tls`` (CA, client certificate, key) is how to reach a server run with SSL_CONFIG_FILE."""
 
-    def __init__(self, base: Path, name: str, log: Path | None, client_tls: tuple[Path, Path, Path] | None = None,
-                 **env: str):
+    def __init__(
+        self, base: Path, name: str, log: Path | None, client_tls: tuple[Path, Path, Path] | None = None, **env: str
+    ):
         self.name = name
         self.client_tls = client_tls
         self.grpc_port, self.rest_port = free_port(), free_port()
-        super().__init__(["-m", "models.server"], {
-            "MODEL_NAME": name, "MODEL_BASE_PATH": str(base), "HOST": "127.0.0.1",
-            "GRPC_PORT": str(self.grpc_port), "REST_PORT": str(self.rest_port), **env}, log)
+        super().__init__(
+            ["-m", "models.server"],
+            {
+                "MODEL_NAME": name,
+                "MODEL_BASE_PATH": str(base),
+                "HOST": "127.0.0.1",
+                "GRPC_PORT": str(self.grpc_port),
+                "REST_PORT": str(self.rest_port),
+                **env,
+            },
+            log,
+        )
 
     @property
     def rest(self) -> str:

@@ -79,8 +79,9 @@ def to_proto(array: np.ndarray) -> tfs_tensor_pb2.TensorProto:
     array = np.asarray(array)
     dtype = proto_dtype(array.dtype)
     contiguous = np.ascontiguousarray(array, dtype=_NUMPY_BY_DTYPE[dtype])
-    return tfs_tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape_proto(array.shape),
-                                  tensor_content=contiguous.tobytes())
+    return tfs_tensor_pb2.TensorProto(
+        dtype=dtype, tensor_shape=shape_proto(array.shape), tensor_content=contiguous.tobytes()
+    )
 
 
 def to_array(tensor: tfs_tensor_pb2.TensorProto, max_elements: int | None = None) -> np.ndarray:

@@ -32,9 +32,22 @@ def exported_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(reuse)
     out = tmp_path_factory.mktemp("models")
     subprocess.run(
-        [sys.executable, "-m", "models.export", "--model", "all", "--weights", "random", "--seed", "0",
-         "--out", str(out)],
-        cwd=REPO, check=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "models.export",
+            "--model",
+            "all",
+            "--weights",
+            "random",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        check=True,
+        timeout=900,
     )
     return out
 
@@ -62,18 +75,22 @@ def torch():
     """torch is kept out of Pipfile.lock (its resolved wheel is machine-specific): install on demand."""
     try:
         import torch as module
+
         return module
     except ImportError:
         pass
     if not (TORCH_TARGET / "torch").exists():
         result = subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--target", str(TORCH_TARGET), f"torch=={TORCH_VERSION}"],
-            capture_output=True, text=True, timeout=900,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         if result.returncode != 0:
             pytest.skip(f"torch=={TORCH_VERSION} could not be installed: {result.stderr.strip()[-300:]}")
     sys.path.append(str(TORCH_TARGET))
     import torch as module
+
     return module
 
 
@@ -97,8 +114,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory):
     files.stranger_ca.write_bytes(stranger_ca.cert_pem)
     files.server_cert, files.server_key = server.write(out, "server")
     files.client = issue(ca, "gateway", server=False).write(out, "client")
-    files.expired = issue(ca, "gateway", server=False, not_before=long_ago,
-                          not_after=long_ago + datetime.timedelta(days=1)).write(out, "expired")
+    files.expired = issue(
+        ca, "gateway", server=False, not_before=long_ago, not_after=long_ago + datetime.timedelta(days=1)
+    ).write(out, "expired")
     files.untrusted = issue(stranger_ca, "gateway", server=False).write(out, "untrusted")
     files.ssl_config = out / "server.ssl_config"
     files.ssl_config.write_text(ssl_config_text(server, ca))

@@ -32,7 +32,7 @@ def scan_bomb(repeats: int = 10_000, side: int = 2048) -> bytes:
     """A progressive JPEG of one colour whose smallest scan is repeated ``repeats`` times before the
     end marker: libjpeg decodes every one (with a warning), so the CPU cost grows with the repeats."""
     data = encode(Image.new("RGB", (side, side), (200, 30, 90)), "JPEG", progressive=True, quality=90)
-    starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"]
+    starts = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xda"]
     scans = [data[start:end] for start, end in zip(starts, starts[1:] + [len(data) - 2], strict=True)]
     return data[:-2] + min(scans, key=len) * repeats + b"\xff\xd9"
 
@@ -54,9 +54,16 @@ def corpus(count: int, seed: int = 0) -> list[bytes]:
     format (each a few KB on the wire), photo-sized noise, truncations and bit flips of those, and
     scan bombs. Deterministic for a seed, so passes can be compared."""
     rng = np.random.default_rng(seed)
-    expensive = [flat_webp(4000), flat_webp(7071), sixteen_bit_png(4000), sixteen_bit_png(5000), rgba_png(3000),
-                 encode(Image.new("RGB", (6000, 4000), (1, 2, 3)), "JPEG", progressive=True),
-                 encode(Image.new("P", (5000, 5000)), "GIF"), scan_bomb(repeats=2000, side=512)]
+    expensive = [
+        flat_webp(4000),
+        flat_webp(7071),
+        sixteen_bit_png(4000),
+        sixteen_bit_png(5000),
+        rgba_png(3000),
+        encode(Image.new("RGB", (6000, 4000), (1, 2, 3)), "JPEG", progressive=True),
+        encode(Image.new("P", (5000, 5000)), "GIF"),
+        scan_bomb(repeats=2000, side=512),
+    ]
     uploads = []
     for _ in range(count):
         pick = rng.random()

@@ -9,8 +9,11 @@ import socket
 def announce_huge_body(port: int, path: str, content_type: str, announced: int = 1 << 30) -> str:
     """POST with Content-Length ``announced`` but only 64 KiB sent; return the raw HTTP answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
-                     f"Content-Length: {announced}\r\n\r\n".encode() + b"\xff" * 65536)
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {announced}\r\n\r\n".encode()
+            + b"\xff" * 65536
+        )
         received = b""
         while not _complete(received):  # the body may come in a later packet
             chunk = sock.recv(4096)

@@ -30,8 +30,17 @@ def generate_protos(out: Path) -> None:
 
     include = importlib.resources.files("grpc_tools") / "_proto"
     sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.glob("*.proto"))
-    status = protoc.main(["protoc", f"-I{PROTOS}", f"-I{include}", f"--python_out={out}", f"--pyi_out={out}",
-                          f"--grpc_python_out={out}", *sources])
+    status = protoc.main(
+        [
+            "protoc",
+            f"-I{PROTOS}",
+            f"-I{include}",
+            f"--python_out={out}",
+            f"--pyi_out={out}",
+            f"--grpc_python_out={out}",
+            *sources,
+        ]
+    )
     if status != 0:
         raise SystemExit(f"protoc failed with status {status}")
     # protoc writes top-level imports ("import tensor_pb2"); make them package-relative.
@@ -52,14 +61,19 @@ def generate_labels(out: Path) -> None:
 
 def _stale(fresh: Path, committed: Path) -> list[str]:
     names = {p.name for p in fresh.iterdir()} | {p.name for p in committed.glob("*") if p.is_file()}
-    return [str(committed / name) for name in sorted(names)
-            if not (committed / name).is_file() or not (fresh / name).is_file()
-            or (fresh / name).read_bytes() != (committed / name).read_bytes()]
+    return [
+        str(committed / name)
+        for name in sorted(names)
+        if not (committed / name).is_file()
+        or not (fresh / name).is_file()
+        or (fresh / name).read_bytes() != (committed / name).read_bytes()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.regenerate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.regenerate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="only report stale files")
     args = parser.parse_args(argv)
     stale: list[str] = []

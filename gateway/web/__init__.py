@@ -22,6 +22,11 @@ def index() -> Response:
 
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
-    app.register_blueprint(get_swaggerui_blueprint(
-        "/docs", "/openapi.json", config={"app_name": "Image classifier API", "tryItOutEnabled": True},
-        blueprint_name="docs"))
+    app.register_blueprint(
+        get_swaggerui_blueprint(
+            "/docs",
+            "/openapi.json",
+            config={"app_name": "Image classifier API", "tryItOutEnabled": True},
+            blueprint_name="docs",
+        )
+    )

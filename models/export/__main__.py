@@ -26,16 +26,26 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = _OneLineParser(prog="python -m models.export", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, metavar="NAME",
-                        help=f"model to export (repeatable, or 'all'): {', '.join(CATALOG)}")
+    parser = _OneLineParser(
+        prog="python -m models.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help=f"model to export (repeatable, or 'all'): {', '.join(CATALOG)}",
+    )
     parser.add_argument("--weights", choices=("imagenet", "random"), default="imagenet")
     parser.add_argument("--seed", type=int, default=0, help="seed for --weights random")
     parser.add_argument("--out", type=Path, default=Path("build/models"))
     parser.add_argument("--version", type=int, default=1)
-    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "classifier-weights",
-                        help="where downloaded weight files are kept")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path.home() / ".cache" / "classifier-weights",
+        help="where downloaded weight files are kept",
+    )
     parser.add_argument("--weights-url", help="download the WRN weights from this mirror instead")
     parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8 .tflite")
     args = parser.parse_args(argv)
@@ -93,8 +103,9 @@ def export_one(entry: ModelEntry, args: argparse.Namespace, progress: Progress) 
         try:
             core = entry.build_core("imagenet")
         except Exception as exc:  # Keras raises plain Exception subclasses for failed downloads
-            raise ExportError(f"cannot download ImageNet weights for {entry.name} through Keras ({exc}); "
-                                      "use --weights random offline") from exc
+            raise ExportError(
+                f"cannot download ImageNet weights for {entry.name} through Keras ({exc}); use --weights random offline"
+            ) from exc
         source = {"source": "imagenet", "url": "keras.applications (hash checked by Keras)"}
 
     from models.export.catalog import build_classifier
@@ -122,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.model:
             progress.update(f"{name}: building with {args.weights} weights...")
             manifest = export_one(CATALOG[name], args, progress)
-            sizes = ", ".join(f"{f} {info['bytes'] / 1e6:.1f} MB" for f, info in manifest["files"].items()
-                              if f.endswith((".tflite", ".pb")) or f.startswith("variables/variables.data"))
+            sizes = ", ".join(
+                f"{f} {info['bytes'] / 1e6:.1f} MB"
+                for f, info in manifest["files"].items()
+                if f.endswith((".tflite", ".pb")) or f.startswith("variables/variables.data")
+            )
             progress.end()
             print(f"{name}: {manifest['export_seconds']} s, peak RSS {_peak_rss_mb():.0f} MB; {sizes}")
     except ExportError as exc:

@@ -41,8 +41,9 @@ def write_tflite(version_dir: Path, int8: bool) -> Path:
     return target
 
 
-def write_manifest(version_dir: Path, entry: ModelEntry, version: int, weights: dict[str, Any],
-                   seconds: float) -> dict[str, Any]:
+def write_manifest(
+    version_dir: Path, entry: ModelEntry, version: int, weights: dict[str, Any], seconds: float
+) -> dict[str, Any]:
     files = {
         str(path.relative_to(version_dir)): {"sha256": sha256_of(path), "bytes": path.stat().st_size}
         for path in sorted(version_dir.rglob("*"))
@@ -53,8 +54,18 @@ def write_manifest(version_dir: Path, entry: ModelEntry, version: int, weights: 
         "version": version,
         "weights": weights,
         "signature": SIGNATURE,
-        "input": {"name": INPUT_NAME, "dtype": INPUT_DTYPE, "shape": [-1, IMAGE_SIZE, IMAGE_SIZE, 3], "layout": "NHWC RGB"},
-        "output": {"name": OUTPUT_NAME, "dtype": OUTPUT_DTYPE, "shape": [-1, NUM_CLASSES], "meaning": "softmax, ImageNet-1k order"},
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": INPUT_DTYPE,
+            "shape": [-1, IMAGE_SIZE, IMAGE_SIZE, 3],
+            "layout": "NHWC RGB",
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "dtype": OUTPUT_DTYPE,
+            "shape": [-1, NUM_CLASSES],
+            "meaning": "softmax, ImageNet-1k order",
+        },
         "preprocessing": {
             "resize_shorter": entry.resize_shorter,
             "crop": IMAGE_SIZE,

@@ -43,8 +43,9 @@ def _copy_with_progress(response: BinaryIO, out: BinaryIO, name: str, progress: 
     progress.end(f"downloaded {name} ({done / 1e6:.1f} MB)")
 
 
-def fetch(weights: WeightsFile, cache_dir: Path, url: str | None = None,
-          progress: Progress | None = None) -> tuple[Path, str]:
+def fetch(
+    weights: WeightsFile, cache_dir: Path, url: str | None = None, progress: Progress | None = None
+) -> tuple[Path, str]:
     """Download (or reuse) the weights file; return its path and sha256 after checking it."""
     progress = progress or Progress()
     url = url or weights.url

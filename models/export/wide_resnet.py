@@ -38,9 +38,7 @@ def _bottleneck(x, planes: int, stride: int, name: str, downsample: bool):
     out = layers.ReLU(name=f"{name}_relu2")(_bn(_conv(out, width, 3, stride, f"{name}_conv2"), f"{name}_bn2"))
     out = _bn(_conv(out, planes * EXPANSION, 1, 1, f"{name}_conv3"), f"{name}_bn3")
     if downsample:
-        identity = _bn(
-            _conv(x, planes * EXPANSION, 1, stride, f"{name}_downsample_0"), f"{name}_downsample_1"
-        )
+        identity = _bn(_conv(x, planes * EXPANSION, 1, stride, f"{name}_downsample_0"), f"{name}_downsample_1")
     out = layers.Add(name=f"{name}_add")([out, identity])
     return layers.ReLU(name=f"{name}_out")(out)
 

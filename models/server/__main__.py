@@ -57,12 +57,21 @@ def main() -> int:
         rest_app = create_rest_app(versions, settings.max_request_bytes)
         instrument_rest(rest_app, versions.metrics, settings.prometheus_path)
         rest_server = create_server(
-            rest_app, lambda _code, message: {"error": message},
-            threads=workers, ident="models.server", max_request_body_size=settings.max_request_bytes,
-            header_timeout_s=10, read_timeout_s=60, asyncore_use_poll=True, **listen)
+            rest_app,
+            lambda _code, message: {"error": message},
+            threads=workers,
+            ident="models.server",
+            max_request_body_size=settings.max_request_bytes,
+            header_timeout_s=10,
+            read_timeout_s=60,
+            asyncore_use_poll=True,
+            **listen,
+        )
     except (RuntimeError, OSError) as exc:
-        print(f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: "
-              f"{exc}", file=sys.stderr)
+        print(
+            f"models.server: cannot listen on {settings.host} ports {settings.grpc_port}/{settings.rest_port}: {exc}",
+            file=sys.stderr,
+        )
         return 2
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -80,7 +89,10 @@ def main() -> int:
         except SettingsError as exc:
             failure.append(str(exc))
         if failure or not versions.ready:
-            log.critical("exiting: %s", failure[0] if failure else versions.error or f"no numeric version folder under {policy.base_path}")
+            log.critical(
+                "exiting: %s",
+                failure[0] if failure else versions.error or f"no numeric version folder under {policy.base_path}",
+            )
             failure.append("no version")
             _thread.interrupt_main()
             return
@@ -89,11 +101,19 @@ def main() -> int:
     grpc_server.start()
     if relay is not None:
         relay.start()
-    log.info("serving %s: gRPC on %s:%s, REST on %s:%s%s", policy.name, settings.host, grpc_port,
-             settings.host, relay.port if relay else rest_server.effective_port,
-             f" (TLS, client certificates {'required' if tls and tls.client_verify else 'not asked'})" if tls else "")
+    log.info(
+        "serving %s: gRPC on %s:%s, REST on %s:%s%s",
+        policy.name,
+        settings.host,
+        grpc_port,
+        settings.host,
+        relay.port if relay else rest_server.effective_port,
+        f" (TLS, client certificates {'required' if tls and tls.client_verify else 'not asked'})" if tls else "",
+    )
     try:
-        threading.Thread(target=load_then_watch, name="versions", daemon=True).start()  # inside: it may interrupt at once
+        threading.Thread(
+            target=load_then_watch, name="versions", daemon=True
+        ).start()  # inside: it may interrupt at once
         rest_server.run()
     except KeyboardInterrupt:
         pass

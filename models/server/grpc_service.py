@@ -43,28 +43,34 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                 context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
 
         return grpc.unary_unary_rpc_method_handler(
-            guarded, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            guarded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
 
 def _resolve(versions: ModelVersions, spec: tfs_predict_pb2.ModelSpec) -> LiteRTModel:
     """The version a ModelSpec names: ``version``, ``version_label`` or neither (the newest)."""
     choice = spec.WhichOneof("version_choice")
-    return versions.resolve(spec.name, spec.version.value if choice == "version" else None,
-                            spec.version_label if choice == "version_label" else None)
+    return versions.resolve(
+        spec.name,
+        spec.version.value if choice == "version" else None,
+        spec.version_label if choice == "version_label" else None,
+    )
 
 
 def _spec(model: LiteRTModel) -> tfs_predict_pb2.ModelSpec:
     """Names the version that answered, as TF-Serving does."""
-    return tfs_predict_pb2.ModelSpec(name=model.name, signature_name=SIGNATURE,
-                                     version=wrappers_pb2.Int64Value(value=model.version))
+    return tfs_predict_pb2.ModelSpec(
+        name=model.name, signature_name=SIGNATURE, version=wrappers_pb2.Int64Value(value=model.version)
+    )
 
 
 class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
     def __init__(self, versions: ModelVersions):
         self.versions = versions
 
-    def Predict(self, request: tfs_predict_pb2.PredictRequest, context: grpc.ServicerContext) -> tfs_predict_pb2.PredictResponse:
+    def Predict(
+        self, request: tfs_predict_pb2.PredictRequest, context: grpc.ServicerContext
+    ) -> tfs_predict_pb2.PredictResponse:
         model = _resolve(self.versions, request.model_spec)
         assert model.output is not None
         output = model.output.name
@@ -80,27 +86,28 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
             return tensors.to_array(next(iter(request.inputs.values())), max_elements=limit)
 
         result = model.infer(request.model_spec.signature_name, read_batch)
-        return tfs_predict_pb2.PredictResponse(model_spec=_spec(model),
-                                           outputs={output: tensors.to_proto(result)})
+        return tfs_predict_pb2.PredictResponse(model_spec=_spec(model), outputs={output: tensors.to_proto(result)})
 
-    def GetModelMetadata(self, request: tfs_predict_pb2.GetModelMetadataRequest,
-                         context: grpc.ServicerContext) -> tfs_predict_pb2.GetModelMetadataResponse:
+    def GetModelMetadata(
+        self, request: tfs_predict_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    ) -> tfs_predict_pb2.GetModelMetadataResponse:
         model = _resolve(self.versions, request.model_spec)
         fields = set(request.metadata_field)
         if fields != {"signature_def"}:
             raise InvalidArgument("metadata_field must be exactly ['signature_def']")
         packed = any_pb2.Any()
         packed.Pack(tfs_predict_pb2.SignatureDefMap(signature_def={SIGNATURE: model.signature_def()}))
-        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=_spec(model),
-                                                    metadata={"signature_def": packed})
+        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=_spec(model), metadata={"signature_def": packed})
 
 
 def create_grpc_server(versions: ModelVersions, workers: int, max_message_bytes: int) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         interceptors=[MetricsInterceptor(versions.metrics), ErrorMappingInterceptor()],
-        options=[("grpc.max_receive_message_length", max_message_bytes),
-                 ("grpc.max_send_message_length", max_message_bytes)],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
         # Past this many queued calls new ones fail fast with RESOURCE_EXHAUSTED instead of waiting.
         maximum_concurrent_rpcs=workers * 4,
     )

@@ -20,9 +20,20 @@ PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 _REST_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)[^:]*(?::(?P<verb>[a-z]+))?$")
 # The inverse of TF-Serving's ToHTTPStatusCode (http_server.cc:46-86) for the statuses we answer;
 # 500 stands for INTERNAL (TF-Serving also sends UNKNOWN and DATA_LOSS as 500).
-_STATUS_BY_HTTP = {200: "OK", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                   404: "NOT_FOUND", 409: "ABORTED", 413: "RESOURCE_EXHAUSTED", 429: "RESOURCE_EXHAUSTED",
-                   499: "CANCELLED", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_STATUS_BY_HTTP = {
+    200: "OK",
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    413: "RESOURCE_EXHAUSTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):
@@ -44,12 +55,13 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             finally:
                 # ServicerContext.code() exists since grpcio 1.38; types-grpcio does not declare it.
                 code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]
-                self.metrics.record_request(request.model_spec.name, "Predict", "GRPC", code.name,
-                                            time.perf_counter() - started)
+                self.metrics.record_request(
+                    request.model_spec.name, "Predict", "GRPC", code.name, time.perf_counter() - started
+                )
 
         return grpc.unary_unary_rpc_method_handler(
-            measured, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            measured, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
 
 def instrument_rest(app: Flask, metrics: ServerMetrics, path: str | None) -> None:
@@ -64,9 +76,13 @@ def instrument_rest(app: Flask, metrics: ServerMetrics, path: str | None) -> Non
     def record(response: Response) -> Response:
         match = _REST_PATH.match(request.path)
         if request.path.startswith("/v1/"):
-            metrics.record_request(match["name"] if match else "", (match and match["verb"]) or "", "REST",
-                                   _STATUS_BY_HTTP.get(response.status_code, "INTERNAL"),
-                                   time.perf_counter() - g.get("metrics_started", time.perf_counter()))
+            metrics.record_request(
+                match["name"] if match else "",
+                (match and match["verb"]) or "",
+                "REST",
+                _STATUS_BY_HTTP.get(response.status_code, "INTERNAL"),
+                time.perf_counter() - g.get("metrics_started", time.perf_counter()),
+            )
         return response
 
     def exposition() -> Response:

@@ -51,30 +51,30 @@ def _plain(body: bytes) -> dict[str, Any]:
     text = body.decode("ascii")
     decoder = json.JSONDecoder()
     index = _skip(text, 0)
-    if text[index:index + 1] != "{":
+    if text[index : index + 1] != "{":
         raise NotPlain
     result: dict[str, Any] = {}
     index += 1
     while True:
         index = _skip(text, index)
-        if text[index:index + 1] == "}" and not result:
+        if text[index : index + 1] == "}" and not result:
             break
-        if text[index:index + 1] != '"':
+        if text[index : index + 1] != '"':
             raise NotPlain
         key, index = decoder.raw_decode(text, index)
         index = _skip(text, index)
-        if text[index:index + 1] != ":":
+        if text[index : index + 1] != ":":
             raise NotPlain
         index = _skip(text, index + 1)
-        if key in _KEYS and text[index:index + 1] == "[":
+        if key in _KEYS and text[index : index + 1] == "[":
             end = _array_end(body, index)
             result[key] = _numbers(body, index, end)
         else:
             result[key], end = decoder.raw_decode(text, index)
         index = _skip(text, end)
-        if text[index:index + 1] == ",":
+        if text[index : index + 1] == ",":
             index += 1
-        elif text[index:index + 1] == "}":
+        elif text[index : index + 1] == "}":
             break
         else:
             raise NotPlain
@@ -128,13 +128,12 @@ def _numbers(body: bytes, start: int, end: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # numpy warns (not raises) when text is left unread
             try:
-                parsed = np.fromstring(piece.translate(_BRACKETS_TO_BLANKS).strip(b" ,\t\r\n"), values.dtype,
-                                       sep=",")
+                parsed = np.fromstring(piece.translate(_BRACKETS_TO_BLANKS).strip(b" ,\t\r\n"), values.dtype, sep=",")
             except (ValueError, DeprecationWarning):
                 raise NotPlain from None
         if filled + parsed.size > values.size:
             raise NotPlain
-        values[filled:filled + parsed.size] = parsed
+        values[filled : filled + parsed.size] = parsed
         filled += parsed.size
     if filled != values.size:
         raise NotPlain
@@ -170,9 +169,9 @@ def _shape(skeleton: bytes) -> tuple[int, ...]:
         while True:
             position += child_length
             count += 1
-            if skeleton[position:position + 1] == b"]":
+            if skeleton[position : position + 1] == b"]":
                 break
-            if skeleton[position:position + 1] != b",":
+            if skeleton[position : position + 1] != b",":
                 raise NotPlain
             position += 1
         shape.insert(0, count)

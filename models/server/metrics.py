@@ -25,8 +25,8 @@ from prometheus_client.registry import Collector
 
 # monitoring::Buckets::Exponential(scale, growth, count) has the limits scale * growth**i for
 # i < count, then DBL_MAX (rendered "+Inf"); util.cc:56-59 spells the count out for one case.
-LATENCY_US_LIMITS = tuple(10 * 1.8 ** i for i in range(33))  # util.cc:78 and :89, about 20 minutes
-BATCH_SIZE_LIMITS = tuple(float(2 ** i) for i in range(14))  # batching_util.h:125, 1 .. 8192
+LATENCY_US_LIMITS = tuple(10 * 1.8**i for i in range(33))  # util.cc:78 and :89, about 20 minutes
+BATCH_SIZE_LIMITS = tuple(float(2**i) for i in range(14))  # batching_util.h:125, 1 .. 8192
 _WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STATES = ("START", "LOADING", "AVAILABLE", "UNLOADING", "END")  # TF-Serving's ModelVersionStatus states
 # Clients choose the model name of a request; past this many unknown names the rest share one label
@@ -94,8 +94,9 @@ class _ModelStateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         current = self.state()
-        state = GaugeMetricFamily("litert_model_state", "1 for the model's current TF-Serving load state",
-                                  labels=["model_name", "state"])
+        state = GaugeMetricFamily(
+            "litert_model_state", "1 for the model's current TF-Serving load state", labels=["model_name", "state"]
+        )
         for name in STATES:
             state.add_metric([self.model_name, name], float(name == current))
         yield state
@@ -112,23 +113,33 @@ class ServerMetrics:
         self._lock = threading.Lock()
         self._unknown_names: set[str] = set()
         self._request_count = _Counter(":tensorflow:serving:request_count", ("model_name", "status"))
-        self._request_latency = _Sampler(":tensorflow:serving:request_latency", ("model_name", "API", "entrypoint"),
-                                         LATENCY_US_LIMITS)
-        self._runtime_latency = _Sampler(":tensorflow:serving:runtime_latency", ("model_name", "API", "runtime"),
-                                         LATENCY_US_LIMITS)
+        self._request_latency = _Sampler(
+            ":tensorflow:serving:request_latency", ("model_name", "API", "entrypoint"), LATENCY_US_LIMITS
+        )
+        self._runtime_latency = _Sampler(
+            ":tensorflow:serving:runtime_latency", ("model_name", "API", "runtime"), LATENCY_US_LIMITS
+        )
         # No cross-request batching here: each request's batch is the batch the interpreter runs, so
         # both of TF-Serving's batch-size histograms see the same sizes.
         self._input_batch = _Sampler(":tensorflow:serving:batching_session:input_batch_size", (), BATCH_SIZE_LIMITS)
-        self._processed_batch = _Sampler(":tensorflow:serving:batching_session:processed_batch_size", (),
-                                         BATCH_SIZE_LIMITS)
+        self._processed_batch = _Sampler(
+            ":tensorflow:serving:batching_session:processed_batch_size", (), BATCH_SIZE_LIMITS
+        )
         self.registry = CollectorRegistry()
         r = self.registry
-        self._busy = Gauge("litert_interpreters_busy", "Interpreters running an inference", ["model_name"],
-                           registry=r).labels(model_name)
-        self._waiting = Gauge("litert_interpreter_waiting_requests", "Requests waiting for a free interpreter",
-                              ["model_name"], registry=r).labels(model_name)
-        self._wait = Histogram("litert_interpreter_wait_seconds", "Time a request waited for a free interpreter",
-                               ["model_name"], buckets=_WAIT_BUCKETS, registry=r).labels(model_name)
+        self._busy = Gauge(
+            "litert_interpreters_busy", "Interpreters running an inference", ["model_name"], registry=r
+        ).labels(model_name)
+        self._waiting = Gauge(
+            "litert_interpreter_waiting_requests", "Requests waiting for a free interpreter", ["model_name"], registry=r
+        ).labels(model_name)
+        self._wait = Histogram(
+            "litert_interpreter_wait_seconds",
+            "Time a request waited for a free interpreter",
+            ["model_name"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        ).labels(model_name)
 
     def watch(self, state: Callable[[], str], interpreters: Callable[[], int]) -> None:
         """Report the load state and the interpreters of every loaded version, both read at each scrape."""
@@ -171,7 +182,12 @@ class ServerMetrics:
 
     def exposition(self) -> bytes:
         with self._lock:
-            families = (self._request_count, self._request_latency, self._runtime_latency, self._input_batch,
-                        self._processed_batch)
+            families = (
+                self._request_count,
+                self._request_latency,
+                self._runtime_latency,
+                self._input_batch,
+                self._processed_batch,
+            )
             tfserving = "\n".join(line for family in families for line in family.render()) + "\n"
         return tfserving.encode() + generate_latest(self.registry)

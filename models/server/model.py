@@ -69,8 +69,9 @@ class _Slot:
 
 
 class LiteRTModel:
-    def __init__(self, settings: Settings, name: str, version: int, directory: Path,
-                 metrics: ServerMetrics | None = None):
+    def __init__(
+        self, settings: Settings, name: str, version: int, directory: Path, metrics: ServerMetrics | None = None
+    ):
         """``metrics``: the model's, shared by its versions (ModelVersions); a version alone gets its own."""
         self.settings = settings
         self.name = name
@@ -109,8 +110,14 @@ class LiteRTModel:
             raise
         self.state = State.AVAILABLE
         self._ready.set()
-        log.info("model %s version %s AVAILABLE (%s, %d interpreters x %d threads)", self.name, self.version,
-                 path, self.settings.interpreters, self.settings.interpreter_threads)
+        log.info(
+            "model %s version %s AVAILABLE (%s, %d interpreters x %d threads)",
+            self.name,
+            self.version,
+            path,
+            self.settings.interpreters,
+            self.settings.interpreter_threads,
+        )
 
     def infer(self, signature: str, read_batch: Callable[[TensorSpec], np.ndarray]) -> np.ndarray:
         """One Predict call on this version, whichever protocol brought it: check the signature, read
@@ -122,18 +129,23 @@ class LiteRTModel:
     def signature_def(self) -> tfs_tensor_pb2.SignatureDef:
         """The served signature as TF-Serving describes it, for both protocols' metadata calls."""
         assert self.input is not None and self.output is not None
-        return tfs_tensor_pb2.SignatureDef(inputs={self.input.name: _tensor_info(self.input)},
-                                           outputs={self.output.name: _tensor_info(self.output)},
-                                           method_name="tensorflow/serving/predict")
+        return tfs_tensor_pb2.SignatureDef(
+            inputs={self.input.name: _tensor_info(self.input)},
+            outputs={self.output.name: _tensor_info(self.output)},
+            method_name="tensorflow/serving/predict",
+        )
 
     def _validate(self, batch: np.ndarray) -> np.ndarray:
         assert self.input is not None
         if batch.dtype != self.input.dtype:
             raise InvalidArgument(f"input {self.input.name!r} must be {self.input.dtype}, got {batch.dtype}")
         expected = self.input.shape
-        if batch.ndim != len(expected) or any(e not in (-1, g) for e, g in zip(expected[1:], batch.shape[1:], strict=True)):
-            raise InvalidArgument(f"input {self.input.name!r} must have shape {list(expected)} (-1: any), "
-                                  f"got {list(batch.shape)}")
+        if batch.ndim != len(expected) or any(
+            e not in (-1, g) for e, g in zip(expected[1:], batch.shape[1:], strict=True)
+        ):
+            raise InvalidArgument(
+                f"input {self.input.name!r} must have shape {list(expected)} (-1: any), got {list(batch.shape)}"
+            )
         if batch.shape[0] < 1 or batch.shape[0] > self.settings.max_batch:
             raise InvalidArgument(f"batch of {batch.shape[0]} is outside 1..{self.settings.max_batch}")
         return np.ascontiguousarray(batch)
@@ -150,8 +162,9 @@ class LiteRTModel:
 
 
 def _tensor_info(spec: TensorSpec) -> tfs_tensor_pb2.TensorInfo:
-    return tfs_tensor_pb2.TensorInfo(name=spec.tensor_name, dtype=tensors.proto_dtype(spec.dtype),
-                                     tensor_shape=tensors.shape_proto(spec.shape))
+    return tfs_tensor_pb2.TensorInfo(
+        name=spec.tensor_name, dtype=tensors.proto_dtype(spec.dtype), tensor_shape=tensors.shape_proto(spec.shape)
+    )
 
 
 def _describe(interpreter: Interpreter) -> tuple[TensorSpec, TensorSpec]:

@@ -30,8 +30,9 @@ def _json(body: Any, status: int = 200) -> Response:
 
 def metadata(model: LiteRTModel) -> dict[str, Any]:
     # TF-Serving's REST metadata is the gRPC answer printed as proto3 JSON, default values included.
-    signature = json_format.MessageToDict(model.signature_def(), preserving_proto_field_name=True,
-                                          always_print_fields_with_no_presence=True)
+    signature = json_format.MessageToDict(
+        model.signature_def(), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     return {
         "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
         "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
@@ -40,8 +41,11 @@ def metadata(model: LiteRTModel) -> dict[str, Any]:
 
 def _status(models: list[LiteRTModel]) -> dict[str, Any]:
     def one(model: LiteRTModel) -> dict[str, Any]:
-        error = {"error_code": "UNKNOWN", "error_message": model.error} if model.error else {
-            "error_code": "OK", "error_message": ""}
+        error = (
+            {"error_code": "UNKNOWN", "error_message": model.error}
+            if model.error
+            else {"error_code": "OK", "error_message": ""}
+        )
         return {"version": str(model.version), "state": model.state.value, "status": error}
 
     return {"model_version_status": [one(m) for m in models]}
@@ -99,7 +103,9 @@ def _read_batch(body: dict[str, Any], spec: TensorSpec) -> np.ndarray:
 
 def create_rest_app(versions: ModelVersions, max_request_bytes: int) -> Flask:
     app = Flask(__name__)
-    app.url_map.merge_slashes = False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
+    app.url_map.merge_slashes = (
+        False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
+    )
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
 
     @app.get("/v1/models/<path:rest>")

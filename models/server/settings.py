@@ -45,8 +45,10 @@ class Settings:
         name = reader.raw("MODEL_NAME")
         config_file = reader.raw("MODEL_CONFIG_FILE")
         if (not name and not config_file) or "/" in name or ":" in name:
-            raise SettingsError(f"MODEL_NAME={name!r}: set it to the model's folder name under MODEL_BASE_PATH "
-                                "(or set MODEL_CONFIG_FILE)")
+            raise SettingsError(
+                f"MODEL_NAME={name!r}: set it to the model's folder name under MODEL_BASE_PATH "
+                "(or set MODEL_CONFIG_FILE)"
+            )
         cores = available_cores()
         return cls(
             model_name=name,

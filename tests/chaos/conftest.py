@@ -42,8 +42,9 @@ def error_server():
 
 def start_primary(exported_models, log, ports: tuple[int, int] | None = None):
     """The primary (WRN int8); on ``ports`` (gRPC, REST) to stand in for one that was killed."""
-    server = ModelServer(exported_models, PRIMARY, log, MODEL_FILE="model_int8.tflite", INTERPRETERS="1",
-                         INTERPRETER_THREADS="2")
+    server = ModelServer(
+        exported_models, PRIMARY, log, MODEL_FILE="model_int8.tflite", INTERPRETERS="1", INTERPRETER_THREADS="2"
+    )
     if ports is not None:
         server.grpc_port, server.rest_port = ports
         server.env.update(GRPC_PORT=str(ports[0]), REST_PORT=str(ports[1]))
@@ -59,8 +60,9 @@ def primary(exported_models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fallback(exported_models, tmp_path_factory):
-    server = ModelServer(exported_models, FALLBACK, tmp_path_factory.mktemp("fallback") / "log",
-                         INTERPRETERS="1").start()
+    server = ModelServer(
+        exported_models, FALLBACK, tmp_path_factory.mktemp("fallback") / "log", INTERPRETERS="1"
+    ).start()
     yield server
     server.stop()
 
@@ -72,9 +74,15 @@ def proxy(primary, error_server):
     fault.close()
 
 
-GATEWAY_ENV = {"REQUEST_DEADLINE_MS": "1500", "FALLBACK_RESERVE_MS": "400", "BREAKER_FAILURES": "3",
-               "BREAKER_COOLDOWN_MS": "500", "BREAKER_MAX_COOLDOWN_MS": "2000", "HEDGE": "false",
-               "PRIMARY_RESIZE_SHORTER": "232"}
+GATEWAY_ENV = {
+    "REQUEST_DEADLINE_MS": "1500",
+    "FALLBACK_RESERVE_MS": "400",
+    "BREAKER_FAILURES": "3",
+    "BREAKER_COOLDOWN_MS": "500",
+    "BREAKER_MAX_COOLDOWN_MS": "2000",
+    "HEDGE": "false",
+    "PRIMARY_RESIZE_SHORTER": "232",
+}
 
 
 @pytest.fixture
@@ -82,9 +90,14 @@ def start_gateway(tmp_path):
     running = []
 
     def start(primary_target: str, fallback_target: str, **env: str) -> Gateway:
-        gateway = Gateway(tmp_path / f"gateway{len(running)}.log", PRIMARY_URL=f"grpc://{primary_target}",
-                          PRIMARY_MODEL=PRIMARY, FALLBACK_URL=f"grpc://{fallback_target}", FALLBACK_MODEL=FALLBACK,
-                          **{**GATEWAY_ENV, **env})
+        gateway = Gateway(
+            tmp_path / f"gateway{len(running)}.log",
+            PRIMARY_URL=f"grpc://{primary_target}",
+            PRIMARY_MODEL=PRIMARY,
+            FALLBACK_URL=f"grpc://{fallback_target}",
+            FALLBACK_MODEL=FALLBACK,
+            **{**GATEWAY_ENV, **env},
+        )
         running.append(gateway)
         return gateway.start()
 
@@ -118,8 +131,9 @@ class Answer:
         return self.body.get("model")
 
 
-def run_load(url: str, photo: bytes, clients: int = 4, duration_s: float = 3.0, max_requests: int = 2000,
-             during=None) -> tuple[list[Answer], int]:
+def run_load(
+    url: str, photo: bytes, clients: int = 4, duration_s: float = 3.0, max_requests: int = 2000, during=None
+) -> tuple[list[Answer], int]:
     """Send requests from ``clients`` threads for ``duration_s``; return every answer and the count sent.
 
     ``during(elapsed)`` is called from a control thread every 50 ms to inject faults.
@@ -139,8 +153,9 @@ def run_load(url: str, photo: bytes, clients: int = 4, duration_s: float = 3.0, 
                 sent[0] += 1
             began = time.monotonic()
             try:
-                response = session.post(f"{url}/classify", data=photo, headers={"Content-Type": "image/jpeg"},
-                                        timeout=10)
+                response = session.post(
+                    f"{url}/classify", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=10
+                )
                 answer = Answer(response.status_code, response.json(), time.monotonic() - began, began - start)
             except (requests.RequestException, ValueError) as exc:
                 answer = Answer(0, {"exception": repr(exc)}, time.monotonic() - began, began - start)

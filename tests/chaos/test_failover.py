@@ -130,8 +130,7 @@ def test_primary_serves_again_after_recovery(proxy, fallback, start_gateway, pho
 
 
 def test_load_shedding_refuses_past_the_in_flight_limit(proxy, fallback, start_gateway, photo):
-    gateway = start_gateway(proxy.target, fallback.grpc_target, MAX_IN_FLIGHT="2", THREADS="8",
-                            BREAKER_FAILURES="1000")
+    gateway = start_gateway(proxy.target, fallback.grpc_target, MAX_IN_FLIGHT="2", THREADS="8", BREAKER_FAILURES="1000")
     warm_up(gateway, photo)
     proxy.set_mode("hang")  # each request holds its slot for the primary's whole budget
     answers, sent = run_load(gateway.url, photo, clients=8, duration_s=2)

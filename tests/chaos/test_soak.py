@@ -33,8 +33,9 @@ def test_soak_with_primary_kills_and_a_hang(exported_models, fallback, start_gat
         old = servers[-1]
         old.process.send_signal(signal.SIGKILL)
         old.process.wait()
-        servers.append(start_primary(exported_models, tmp_path / f"primary{len(servers)}.log",
-                                     (old.grpc_port, old.rest_port)))
+        servers.append(
+            start_primary(exported_models, tmp_path / f"primary{len(servers)}.log", (old.grpc_port, old.rest_port))
+        )
 
     def control(elapsed: float) -> None:
         if elapsed >= WARM_UP_S and "warm" not in samples:
@@ -50,8 +51,7 @@ def test_soak_with_primary_kills_and_a_hang(exported_models, fallback, start_gat
             proxy.set_mode("pass")
 
     try:
-        answers, sent = run_load(gateway.url, photo, clients=4, duration_s=SOAK_S, max_requests=10 ** 7,
-                                 during=control)
+        answers, sent = run_load(gateway.url, photo, clients=4, duration_s=SOAK_S, max_requests=10**7, during=control)
         samples["end"] = (process.memory_info().rss, process.num_fds())
     finally:
         proxy.close()
@@ -63,11 +63,12 @@ def test_soak_with_primary_kills_and_a_hang(exported_models, fallback, start_gat
     assert all(a.model == PRIMARY or (a.model == FALLBACK and a.body["fallback_reason"]) for a in ok)
     shed = sum(a.status == 503 for a in answers)
     primary_share = sum(a.model == PRIMARY for a in ok) / max(1, len(ok))
-    print(f"soak {SOAK_S:.0f} s: {sent} requests, {len(ok)} answered 200 ({primary_share:.0%} by the primary), "
-          f"{shed} shed with 503, events {events}, RSS {samples['warm'][0] >> 20} -> {samples['end'][0] >> 20} MiB, "
-          f"fds {samples['warm'][1]} -> {samples['end'][1]}")
+    print(
+        f"soak {SOAK_S:.0f} s: {sent} requests, {len(ok)} answered 200 ({primary_share:.0%} by the primary), "
+        f"{shed} shed with 503, events {events}, RSS {samples['warm'][0] >> 20} -> {samples['end'][0] >> 20} MiB, "
+        f"fds {samples['warm'][1]} -> {samples['end'][1]}"
+    )
     assert primary_share > 0.25, "the primary carries traffic between kills"
     assert samples["end"][0] < samples["warm"][0] * 1.10, samples
     # Equal in a steady state; two spare for a reconnect or keep-alive socket caught mid-swap.
     assert samples["end"][1] <= samples["warm"][1] + 2, samples
-

@@ -26,8 +26,15 @@ print(psutil.Process().memory_info().rss)
 
 
 def rss_after_churn(mode: str) -> int:
-    result = subprocess.run([sys.executable, "-c", _CHURN, mode], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, check=True, env={"PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", _CHURN, mode],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={"PYTHONPATH": str(REPO)},
+    )
     return int(result.stdout)
 
 

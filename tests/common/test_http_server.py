@@ -21,8 +21,9 @@ def serve():
     servers = []
 
     def start(**options):
-        server = http_server.create_server(hello, lambda code, message: {"error": message}, host="127.0.0.1",
-                                           port=0, threads=2, **options)
+        server = http_server.create_server(
+            hello, lambda code, message: {"error": message}, host="127.0.0.1", port=0, threads=2, **options
+        )
         threading.Thread(target=server.run, daemon=True).start()
         servers.append(server)
         return server.effective_port

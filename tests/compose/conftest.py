@@ -23,15 +23,20 @@ PROJECT = "classifier-test"
 # The workflow's compose job loads the images its build job made (ImageNet weights) and sets
 # COMPOSE_IMAGES_PREBUILT=1: the stack then starts those images instead of building random-weight ones.
 PREBUILT = os.environ.get("COMPOSE_IMAGES_PREBUILT") == "1"
-ENV = {"GATEWAY_PUBLISH": "127.0.0.1:", "EDGE_PUBLISH": "127.0.0.1:", "PATH": "/usr/bin:" + os.environ.get("PATH", ""),
-       **({} if PREBUILT else {"WEIGHTS": "random"})}
+ENV = {
+    "GATEWAY_PUBLISH": "127.0.0.1:",
+    "EDGE_PUBLISH": "127.0.0.1:",
+    "PATH": "/usr/bin:" + os.environ.get("PATH", ""),
+    **({} if PREBUILT else {"WEIGHTS": "random"}),
+}
 BUILD = "--no-build" if PREBUILT else "--build"
 
 
 def compose(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
     command = ["docker", "compose", "-p", PROJECT, *[a for f in COMPOSE_FILES for a in ("-f", f)], *args]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, **ENV})
+    result = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **ENV}
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed: {result.stderr[-3000:]}")
     return result

@@ -30,9 +30,23 @@ def classify(url: str, data: bytes, path: str = "/classify") -> requests.Respons
 
 def config(*extra: str, files=("compose.yaml",)) -> dict:
     compose_cli_or_skip()
-    args = ["docker", "compose", *[a for f in files for a in ("-f", str(REPO / f))], *extra, "config", "--format", "json"]
-    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PATH": "/usr/bin:" + os.environ.get("PATH", "")})
+    args = [
+        "docker",
+        "compose",
+        *[a for f in files for a in ("-f", str(REPO / f))],
+        *extra,
+        "config",
+        "--format",
+        "json",
+    ]
+    result = subprocess.run(
+        args,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": "/usr/bin:" + os.environ.get("PATH", "")},
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -51,7 +65,9 @@ def test_every_variant_is_valid(files, profile):
         assert primary["build"]["target"] == "litert" and primary["image"].startswith("classifier/primary-litert:")
     else:
         assert gpu == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
-        assert primary["build"]["target"] == "tfserving" and primary["image"].startswith("classifier/primary-tfserving:")
+        assert primary["build"]["target"] == "tfserving" and primary["image"].startswith(
+            "classifier/primary-tfserving:"
+        )
         assert not primary.get("environment"), "the LiteRT server's settings mean nothing to TF-Serving"
         assert primary["healthcheck"]["test"][:2] == ["CMD", "bash"], "TF-Serving's image has no python"
     for name, service in services.items():
@@ -112,14 +128,24 @@ def test_paused_primary_then_stopped_primary_then_back(stack):
     finally:
         compose("start", "primary")
     compose("up", "--wait", "--wait-timeout", "180", "-d", "primary", timeout=240)
-    body = wait_for(lambda: (b := classify(stack, data).json()) and not b["fallback"] and b, 60,
-                    "primary serves again")
+    body = wait_for(lambda: (b := classify(stack, data).json()) and not b["fallback"] and b, 60, "primary serves again")
     assert body["model"] == "wide_resnet50_2"
 
 
 def test_edge_profile_fails_over_to_the_fallback_gateway(stack):
-    compose("--profile", "edge", "up", BUILD, "--wait", "--wait-timeout", "300", "-d", "edge", "gateway-fallback",
-            timeout=600)
+    compose(
+        "--profile",
+        "edge",
+        "up",
+        BUILD,
+        "--wait",
+        "--wait-timeout",
+        "300",
+        "-d",
+        "edge",
+        "gateway-fallback",
+        timeout=600,
+    )
     port = compose("--profile", "edge", "port", "edge", "8000").stdout.strip().rsplit(":", 1)[1]
     edge = f"http://127.0.0.1:{port}"
     assert compose("--profile", "edge", "exec", "-T", "edge", "id", "-u").stdout.strip() == "10001"
@@ -138,12 +164,16 @@ def test_edge_profile_fails_over_to_the_fallback_gateway(stack):
 def test_model_server_images_serve_tfserving_metrics(stack):
     """The images carry monitoring.config, so Prometheus's compose job finds the TF-Serving path.
     (Requests are counted already: the healthchecks ask the REST status endpoint.)"""
-    fetch = ("import urllib.request; print(urllib.request.urlopen("
-             "'http://127.0.0.1:8501/monitoring/prometheus/metrics', timeout=5).read().decode())")
+    fetch = (
+        "import urllib.request; print(urllib.request.urlopen("
+        "'http://127.0.0.1:8501/monitoring/prometheus/metrics', timeout=5).read().decode())"
+    )
     for service, model in (("primary", "wide_resnet50_2"), ("fallback", "mobilenet_v3_large")):
         text = compose("exec", "-T", service, "python", "-c", fetch).stdout
         assert f'litert_model_state{{model_name="{model}",state="AVAILABLE"}} 1.0' in text, service
         assert ":tensorflow:serving:request_count{" in text, service
+
+
 def test_mtls_profile_configures_both_ends():
     """compose.mtls.yaml (profile mtls): certificates made first, servers requiring client
     certificates, the gateway presenting one, health checks over HTTPS with the server's own."""

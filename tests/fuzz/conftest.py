@@ -17,19 +17,30 @@ from gateway.settings import Settings
 from tests.gateway.fakes import FakeClient
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize="FUZZ_SEED" not in os.environ,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="FUZZ_SEED" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 DEADLINE_MS = 2000
-ENV = {"PRIMARY_URL": "grpc://127.0.0.1:1", "PRIMARY_MODEL": "wide_resnet50_2", "PRIMARY_RESIZE_SHORTER": "232",
-       "FALLBACK_URL": "grpc://127.0.0.1:2", "FALLBACK_MODEL": "mobilenet_v3_large", "HEDGE": "false",
-       "REQUEST_DEADLINE_MS": str(DEADLINE_MS)}
+ENV = {
+    "PRIMARY_URL": "grpc://127.0.0.1:1",
+    "PRIMARY_MODEL": "wide_resnet50_2",
+    "PRIMARY_RESIZE_SHORTER": "232",
+    "FALLBACK_URL": "grpc://127.0.0.1:2",
+    "FALLBACK_MODEL": "mobilenet_v3_large",
+    "HEDGE": "false",
+    "REQUEST_DEADLINE_MS": str(DEADLINE_MS),
+}
 
 
 def fuzz_app() -> Flask:
     """The gateway app with stand-in models that always answer."""
-    service = Service.build(Settings.from_env(ENV), client_factory=lambda backend: FakeClient(
-        backend, top=1 if backend.role == "primary" else 2))
+    service = Service.build(
+        Settings.from_env(ENV),
+        client_factory=lambda backend: FakeClient(backend, top=1 if backend.role == "primary" else 2),
+    )
     return create_app(service=service)
 
 

@@ -13,8 +13,14 @@ from PIL import Image
 from tests import hostile_images
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-MODES = {"JPEG": ("RGB", "L", "CMYK"), "PNG": ("RGB", "RGBA", "L", "LA", "P", "I;16", "1"),
-         "WEBP": ("RGB", "RGBA"), "GIF": ("P", "L"), "BMP": ("RGB", "L", "1", "P"), "TIFF": ("RGB", "L", "CMYK")}
+MODES = {
+    "JPEG": ("RGB", "L", "CMYK"),
+    "PNG": ("RGB", "RGBA", "L", "LA", "P", "I;16", "1"),
+    "WEBP": ("RGB", "RGBA"),
+    "GIF": ("P", "L"),
+    "BMP": ("RGB", "L", "1", "P"),
+    "TIFF": ("RGB", "L", "CMYK"),
+}
 
 
 @st.composite
@@ -22,7 +28,7 @@ def valid_images(draw) -> bytes:
     fmt = draw(st.sampled_from(FORMATS))
     mode = draw(st.sampled_from(MODES[fmt]))
     width, height = draw(st.integers(1, 96)), draw(st.integers(1, 96))
-    seed = draw(st.integers(0, 2 ** 16))
+    seed = draw(st.integers(0, 2**16))
     pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     image = Image.fromarray(pixels, "RGB")
     image = image.convert("I;16") if mode == "I;16" else image.convert(mode)
@@ -39,10 +45,14 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 @st.composite
 def huge_declared_png(draw) -> bytes:
     """A valid PNG header declaring up to 2^31-1 on a side, with a little compressed data."""
-    width, height = draw(st.integers(0, 2 ** 31 - 1)), draw(st.integers(0, 2 ** 31 - 1))
+    width, height = draw(st.integers(0, 2**31 - 1)), draw(st.integers(0, 2**31 - 1))
     header = struct.pack(">IIBBBBB", width, height, 8, draw(st.sampled_from([0, 2, 6])), 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 4096))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 @st.composite
@@ -52,7 +62,7 @@ def huge_declared_jpeg(draw) -> bytes:
     for marker in (b"\xff\xc0", b"\xff\xc2", b"\xff\xc1"):
         at = data.find(marker)
         if at > 0:
-            data[at + 5:at + 9] = struct.pack(">HH", draw(st.integers(0, 65535)), draw(st.integers(0, 65535)))
+            data[at + 5 : at + 9] = struct.pack(">HH", draw(st.integers(0, 65535)), draw(st.integers(0, 65535)))
             break
     return bytes(data)
 
@@ -72,10 +82,10 @@ def mutated(draw, seeds: st.SearchStrategy[bytes]) -> bytes:
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=64))
         elif kind == "delete":
-            del data[at:at + draw(st.integers(1, 64))]
+            del data[at : at + draw(st.integers(1, 64))]
         else:
             chunk = draw(st.binary(min_size=1, max_size=16))
-            data[at:at + len(chunk)] = chunk
+            data[at : at + len(chunk)] = chunk
     return bytes(data)
 
 

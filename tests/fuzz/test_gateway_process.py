@@ -20,11 +20,17 @@ ALLOWED = {413, 415, 422, 503}  # the backends are not listening: decodable uplo
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    process = Gateway(tmp_path_factory.mktemp("gateway") / "gateway.log",
-                      PRIMARY_URL=f"grpc://127.0.0.1:{free_port()}", PRIMARY_MODEL="m",
-                      FALLBACK_URL=f"grpc://127.0.0.1:{free_port()}", FALLBACK_MODEL="f",
-                      BREAKER_COOLDOWN_MS="600000", MEMORY_BUDGET_BYTES=str(BUDGET), HEADER_READ_TIMEOUT_S="1",
-                      REQUEST_READ_TIMEOUT_S="2").start()
+    process = Gateway(
+        tmp_path_factory.mktemp("gateway") / "gateway.log",
+        PRIMARY_URL=f"grpc://127.0.0.1:{free_port()}",
+        PRIMARY_MODEL="m",
+        FALLBACK_URL=f"grpc://127.0.0.1:{free_port()}",
+        FALLBACK_MODEL="f",
+        BREAKER_COOLDOWN_MS="600000",
+        MEMORY_BUDGET_BYTES=str(BUDGET),
+        HEADER_READ_TIMEOUT_S="1",
+        REQUEST_READ_TIMEOUT_S="2",
+    ).start()
     yield process
     process.stop()
 
@@ -42,8 +48,7 @@ def test_hostile_uploads_stay_within_the_budget_and_rss_stays_flat(gateway):
     session = requests.Session()
 
     def send(data: bytes) -> tuple[int, dict]:
-        response = session.post(f"{gateway.url}/classify", data=data, headers={"Content-Type": "image/png"},
-                                timeout=30)
+        response = session.post(f"{gateway.url}/classify", data=data, headers={"Content-Type": "image/png"}, timeout=30)
         return response.status_code, response.json()
 
     after = []
@@ -69,17 +74,20 @@ def raw(port: int, request: bytes, timeout: float = 5) -> bytes:
     return answer
 
 
-@pytest.mark.parametrize("request_bytes", [
-    b"GARBAGE\r\n\r\n",
-    b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-    b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-    b"POST /classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n0\r\n\r\n",
-    b"POST /classify HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n",
-    b"GET /healthz HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 10_000 + b"\r\n",
-    b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000\r\n\r\nshort",
-    b"POST /classify?top_k=%FF%FE HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-    b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n0\r\n\r\n",
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 10_000 + b"\r\n",
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000\r\n\r\nshort",
+        b"POST /classify?top_k=%FF%FE HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
 def test_malformed_http_gets_json_or_a_closed_connection(gateway, request_bytes):
     answer = raw(gateway.port, request_bytes)
     if answer:

@@ -11,9 +11,12 @@ from tests.fuzz.conftest import EXAMPLES, fuzz_app
 
 schemathesis.serializer.alias("image/bmp", "application/octet-stream")  # raw bytes, as for the other images
 schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app())
-schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                                max_examples=max(10, EXAMPLES // 10), deterministic=True,
-                                allow_extra_parameters=True)  # unknown query parameters are ignored, not refused
+schema.config.generation.update(
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+    max_examples=max(10, EXAMPLES // 10),
+    deterministic=True,
+    allow_extra_parameters=True,
+)  # unknown query parameters are ignored, not refused
 # A schema cannot say "bytes that decode as an image": for schema-valid bodies that are not one,
 # the documented 413/415/422 are the right answers, not a rejection of valid data. URL_FETCH is off
 # in this app, so a schema-valid {"url": ...} body gets the documented 403 url_fetch_disabled.
@@ -36,7 +39,9 @@ def filter_body(_ctx, body) -> bool:
 def _images(body: object) -> int:
     if not isinstance(body, dict):
         return 1
-    return sum(len(value) if isinstance(value, list) else 1 for name, value in body.items() if name in ("file", "image"))
+    return sum(
+        len(value) if isinstance(value, list) else 1 for name, value in body.items() if name in ("file", "image")
+    )
 
 
 @schema.parametrize()

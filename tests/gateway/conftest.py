@@ -17,8 +17,14 @@ from gateway.service import Service
 from gateway.settings import Settings
 from tests.gateway.fakes import FakeClient
 
-ENV = {"PRIMARY_URL": "grpc://127.0.0.1:1", "PRIMARY_MODEL": "wide_resnet50_2", "PRIMARY_RESIZE_SHORTER": "232",
-       "FALLBACK_URL": "grpc://127.0.0.1:2", "FALLBACK_MODEL": "mobilenet_v3_large", "HEDGE": "false"}
+ENV = {
+    "PRIMARY_URL": "grpc://127.0.0.1:1",
+    "PRIMARY_MODEL": "wide_resnet50_2",
+    "PRIMARY_RESIZE_SHORTER": "232",
+    "FALLBACK_URL": "grpc://127.0.0.1:2",
+    "FALLBACK_MODEL": "mobilenet_v3_large",
+    "HEDGE": "false",
+}
 
 
 @pytest.fixture
@@ -26,12 +32,16 @@ def make_app():
     services = []
 
     def build(primary: dict | None = None, fallback: dict | None = None, **env: str):
-        specs = {"primary": primary if primary is not None else {}, "fallback": fallback if fallback is not None else {}}
+        specs = {
+            "primary": primary if primary is not None else {},
+            "fallback": fallback if fallback is not None else {},
+        }
         clients = {}
 
         def factory(settings):
-            clients[settings.role] = FakeClient(settings, **{"top": 1 if settings.role == "primary" else 2,
-                                                             **specs[settings.role]})
+            clients[settings.role] = FakeClient(
+                settings, **{"top": 1 if settings.role == "primary" else 2, **specs[settings.role]}
+            )
             return clients[settings.role]
 
         service = Service.build(Settings.from_env({**ENV, **env}), client_factory=factory)
@@ -138,8 +148,9 @@ def image_origin(jpeg):
         server.handle_error = lambda *_: None  # refused TLS handshakes and hang-ups are the point
         if tls is not None:
             server.socket = tls.wrap_socket(server.socket, server_side=True)
-        server.origin = ImageOrigin(server.server_address[1], {"/cat.jpg": jpeg, "/notes.txt": b"just text\n"},
-                                    max_bytes)
+        server.origin = ImageOrigin(
+            server.server_address[1], {"/cat.jpg": jpeg, "/notes.txt": b"just text\n"}, max_bytes
+        )
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return server.origin
@@ -149,6 +160,8 @@ def image_origin(jpeg):
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
 @pytest.fixture(scope="session")
 def canary_models(tmp_path_factory):
     """LiteRT models that make bad canaries (tests/gateway/canary_models.py)."""

@@ -50,8 +50,14 @@ class SteppedClock:
 class FakeClient:
     """Answers after ``delay_s`` (on ``clock`` when given, else on a real timer thread)."""
 
-    def __init__(self, settings, top: int | None, delay_s: float = 0.0, error: str | None = None,
-                 clock: SteppedClock | None = None):
+    def __init__(
+        self,
+        settings,
+        top: int | None,
+        delay_s: float = 0.0,
+        error: str | None = None,
+        clock: SteppedClock | None = None,
+    ):
         self.settings = settings
         self.top, self.delay_s, self.error = top, delay_s, error
         self.clock = clock

@@ -12,8 +12,9 @@ from tests import hostile_images
 
 
 def upload(client, data, field="file", path="/classify", **kwargs):
-    return client.post(path, data={field: (io.BytesIO(data), "photo.jpg")}, content_type="multipart/form-data",
-                       **kwargs)
+    return client.post(
+        path, data={field: (io.BytesIO(data), "photo.jpg")}, content_type="multipart/form-data", **kwargs
+    )
 
 
 @pytest.mark.parametrize("path", ["/classify", "/"])
@@ -69,24 +70,42 @@ def test_both_down_is_503_with_both_reasons(make_app, jpeg):
     assert int(response.headers["Retry-After"]) >= 1
 
 
-@pytest.mark.parametrize(("kwargs", "status", "code"), [
-    ({"data": {"other": (io.BytesIO(b"x"), "x.jpg")}, "content_type": "multipart/form-data"}, 400, "missing_file"),
-    (dict(zip(("data", "content_type"), encode_multipart_formdata({"file": ("x.jpg", b"", "image/jpeg")}), strict=True)),
-     400, "empty_file"),
-    ({"data": b"--x\r\ngarbage", "content_type": "multipart/form-data; boundary=x"}, 400, "missing_file"),
-    ({"data": b"abc", "content_type": "multipart/form-data"}, 400, "bad_multipart"),
-    ({"data": b"--" + b"b" * 300 + b"\r\n", "content_type": "multipart/form-data; boundary=" + "b" * 300}, 400,
-     "bad_multipart"),
-    ({"data": b"", "content_type": "image/jpeg"}, 400, "empty_file"),
-    ({}, 400, "missing_file"),
-    ({"json": {"image": "base64..."}}, 400, "invalid_json"),
-    ({"data": b"{not json", "content_type": "application/json"}, 400, "invalid_json"),
-    ({"json": {"url": "https://example.com/cat.jpg"}}, 403, "url_fetch_disabled"),
-    ({"data": b"cat", "content_type": "text/plain"}, 415, "unsupported_media_type"),
-    ({"data": b"\xff\xd8\xff", "content_type": "application/octet-stream"}, 415, "unsupported_media_type"),
-    ({"data": {"file": (io.BytesIO(b"just some text\n"), "cat.jpg")}, "content_type": "multipart/form-data"},
-     415, "unsupported_media_type"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"data": {"other": (io.BytesIO(b"x"), "x.jpg")}, "content_type": "multipart/form-data"}, 400, "missing_file"),
+        (
+            dict(
+                zip(
+                    ("data", "content_type"),
+                    encode_multipart_formdata({"file": ("x.jpg", b"", "image/jpeg")}),
+                    strict=True,
+                )
+            ),
+            400,
+            "empty_file",
+        ),
+        ({"data": b"--x\r\ngarbage", "content_type": "multipart/form-data; boundary=x"}, 400, "missing_file"),
+        ({"data": b"abc", "content_type": "multipart/form-data"}, 400, "bad_multipart"),
+        (
+            {"data": b"--" + b"b" * 300 + b"\r\n", "content_type": "multipart/form-data; boundary=" + "b" * 300},
+            400,
+            "bad_multipart",
+        ),
+        ({"data": b"", "content_type": "image/jpeg"}, 400, "empty_file"),
+        ({}, 400, "missing_file"),
+        ({"json": {"image": "base64..."}}, 400, "invalid_json"),
+        ({"data": b"{not json", "content_type": "application/json"}, 400, "invalid_json"),
+        ({"json": {"url": "https://example.com/cat.jpg"}}, 403, "url_fetch_disabled"),
+        ({"data": b"cat", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+        ({"data": b"\xff\xd8\xff", "content_type": "application/octet-stream"}, 415, "unsupported_media_type"),
+        (
+            {"data": {"file": (io.BytesIO(b"just some text\n"), "cat.jpg")}, "content_type": "multipart/form-data"},
+            415,
+            "unsupported_media_type",
+        ),
+    ],
+)
 def test_bad_input_gets_a_json_error(client, kwargs, status, code):
     response = client.post("/classify", **kwargs)
     assert response.status_code == status, response.data
@@ -138,8 +157,12 @@ def test_health_and_readiness(make_app):
     assert ready.status_code == 200
     body = ready.get_json()
     assert body["ready"] is True and body["draining"] is False
-    assert body["backends"]["primary"] == {"url": "grpc://127.0.0.1:1", "model": "wide_resnet50_2",
-                                           "state": "AVAILABLE", "circuit": "closed"}
+    assert body["backends"]["primary"] == {
+        "url": "grpc://127.0.0.1:1",
+        "model": "wide_resnet50_2",
+        "state": "AVAILABLE",
+        "circuit": "closed",
+    }
     degraded = make_app(primary={"error": "unavailable"}).test_client().get("/readyz")
     assert degraded.status_code == 200 and degraded.get_json()["backends"]["primary"]["state"].startswith("UNAVAILABLE")
     down = make_app(primary={"error": "unavailable"}, fallback={"error": "unavailable"}).test_client().get("/readyz")
@@ -195,8 +218,10 @@ def test_every_classify_answer_is_counted_once_and_other_paths_never(make_app, j
     assert client.get("/readyz").get_json()["error"]["code"] == "internal_error"
     text = client.get("/metrics").get_data(as_text=True)
     counted = [line for line in text.splitlines() if line.startswith("gateway_classify_requests_total")]
-    assert sorted(counted) == ['gateway_classify_requests_total{code="405",model="none"} 1.0',
-                               'gateway_classify_requests_total{code="500",model="none"} 1.0']
+    assert sorted(counted) == [
+        'gateway_classify_requests_total{code="405",model="none"} 1.0',
+        'gateway_classify_requests_total{code="500",model="none"} 1.0',
+    ]
 
 
 def test_each_backend_gets_its_own_resize_policy(make_app, jpeg):
@@ -211,11 +236,14 @@ def test_each_backend_gets_its_own_resize_policy(make_app, jpeg):
     assert not (primary == fallback).all()
 
 
-@pytest.mark.parametrize(("make", "env"), [
-    (hostile_images.flat_webp, {}),  # 2 KB on the wire, 50 MP decoded
-    (hostile_images.sixteen_bit_png, {}),
-    (lambda: hostile_images.rgba_png(2000), {"MEMORY_BUDGET_BYTES": str(40 << 20)}),
-])
+@pytest.mark.parametrize(
+    ("make", "env"),
+    [
+        (hostile_images.flat_webp, {}),  # 2 KB on the wire, 50 MP decoded
+        (hostile_images.sixteen_bit_png, {}),
+        (lambda: hostile_images.rgba_png(2000), {"MEMORY_BUDGET_BYTES": str(40 << 20)}),
+    ],
+)
 def test_decoding_over_the_memory_budget_is_413(make_app, make, env):
     client = make_app(**env).test_client()
     response = client.post("/classify", data=make(), content_type="image/png")
@@ -236,10 +264,13 @@ def test_memory_held_by_other_uploads_is_waited_for_then_503(make_app, jpeg):
     assert budget.used == 0
 
 
-@pytest.mark.parametrize(("make", "code"), [
-    (hostile_images.scan_bomb, "too_many_scans"),
-    (hostile_images.zero_size_png, "corrupt_image"),
-])
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (hostile_images.scan_bomb, "too_many_scans"),
+        (hostile_images.zero_size_png, "corrupt_image"),
+    ],
+)
 def test_hostile_images_are_422(client, make, code):
     response = client.post("/classify", data=make(), content_type="image/jpeg")
     assert response.status_code == 422 and response.get_json()["error"]["code"] == code

@@ -25,8 +25,15 @@ def transitions():
 
 @pytest.fixture
 def breaker(clock, transitions):
-    return CircuitBreaker("primary", failures=3, cooldown_s=2.0, max_cooldown_s=8.0, latency_bound_s=0.5,
-                          clock=clock, on_transition=lambda name, old, new: transitions.append((old, new)))
+    return CircuitBreaker(
+        "primary",
+        failures=3,
+        cooldown_s=2.0,
+        max_cooldown_s=8.0,
+        latency_bound_s=0.5,
+        clock=clock,
+        on_transition=lambda name, old, new: transitions.append((old, new)),
+    )
 
 
 def fail(breaker, times=1):

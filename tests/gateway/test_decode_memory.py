@@ -45,8 +45,9 @@ CASES = {
 
 def measure(data: bytes, path) -> dict:
     path.write_bytes(data)
-    result = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
     return json.loads(result.stdout)
 
 

@@ -11,8 +11,14 @@ from tests.real_weights import CAT_CLASSES, ESPRESSO
 @pytest.fixture(scope="module")
 def wrn(exported_models, tmp_path_factory):
     log = tmp_path_factory.mktemp("primary") / "log"
-    with ModelServer(exported_models, "wide_resnet50_2", log, MODEL_FILE="model_int8.tflite",
-                     INTERPRETERS="1", INTERPRETER_THREADS="2") as server:
+    with ModelServer(
+        exported_models,
+        "wide_resnet50_2",
+        log,
+        MODEL_FILE="model_int8.tflite",
+        INTERPRETERS="1",
+        INTERPRETER_THREADS="2",
+    ) as server:
         yield server.start(timeout=120)
 
 
@@ -23,10 +29,16 @@ def classify(gateway, photo, **kwargs):
 
 @pytest.mark.parametrize("protocol", ["grpc", "rest"])
 def test_primary_down_the_fallback_names_real_photos(efficientnet, shared_dir, tmp_path, protocol):
-    fallback_url = (f"grpc://{efficientnet.grpc_target}" if protocol == "grpc"
-                    else f"http://127.0.0.1:{efficientnet.rest_port}")
-    with Gateway(tmp_path / "log", PRIMARY_URL=f"grpc://127.0.0.1:{free_port()}", PRIMARY_MODEL="wide_resnet50_2",
-                 FALLBACK_URL=fallback_url, FALLBACK_MODEL="efficientnet") as gateway:
+    fallback_url = (
+        f"grpc://{efficientnet.grpc_target}" if protocol == "grpc" else f"http://127.0.0.1:{efficientnet.rest_port}"
+    )
+    with Gateway(
+        tmp_path / "log",
+        PRIMARY_URL=f"grpc://127.0.0.1:{free_port()}",
+        PRIMARY_MODEL="wide_resnet50_2",
+        FALLBACK_URL=fallback_url,
+        FALLBACK_MODEL="efficientnet",
+    ) as gateway:
         gateway.start()
         cat = classify(gateway, shared_dir / "images" / "chelsea.jpg")
         assert cat.status_code == 200, cat.text
@@ -43,9 +55,15 @@ def test_primary_down_the_fallback_names_real_photos(efficientnet, shared_dir, t
 
 
 def test_primary_up_answers_with_wrn(efficientnet, wrn, shared_dir, tmp_path):
-    with Gateway(tmp_path / "log", PRIMARY_URL=f"grpc://{wrn.grpc_target}", PRIMARY_MODEL="wide_resnet50_2",
-                 PRIMARY_RESIZE_SHORTER="232", FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
-                 FALLBACK_MODEL="efficientnet", HEDGE="false") as gateway:
+    with Gateway(
+        tmp_path / "log",
+        PRIMARY_URL=f"grpc://{wrn.grpc_target}",
+        PRIMARY_MODEL="wide_resnet50_2",
+        PRIMARY_RESIZE_SHORTER="232",
+        FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
+        FALLBACK_MODEL="efficientnet",
+        HEDGE="false",
+    ) as gateway:
         gateway.start()
         response = classify(gateway, shared_dir / "images" / "rocket.jpg", headers={"X-Request-ID": "e2e-1"})
         body = response.json()
@@ -55,8 +73,12 @@ def test_primary_up_answers_with_wrn(efficientnet, wrn, shared_dir, tmp_path):
 
 
 def test_bad_inputs_never_wedge_the_gateway(efficientnet, shared_dir, tmp_path):
-    with Gateway(tmp_path / "log", FALLBACK_URL=f"grpc://{efficientnet.grpc_target}", FALLBACK_MODEL="efficientnet",
-                 MAX_BODY_BYTES=str(1 << 20)) as gateway:
+    with Gateway(
+        tmp_path / "log",
+        FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
+        FALLBACK_MODEL="efficientnet",
+        MAX_BODY_BYTES=str(1 << 20),
+    ) as gateway:
         gateway.start()
         photo = (shared_dir / "images" / "chelsea.jpg").read_bytes()
         bad = [
@@ -76,8 +98,12 @@ def test_bad_inputs_never_wedge_the_gateway(efficientnet, shared_dir, tmp_path):
 
 def test_oversized_upload_is_refused_before_it_is_read(efficientnet, tmp_path):
     """The 413 comes back while the client is still announcing a 1 GiB body."""
-    with Gateway(tmp_path / "log", FALLBACK_URL=f"grpc://{efficientnet.grpc_target}", FALLBACK_MODEL="efficientnet",
-                 MAX_BODY_BYTES=str(1 << 20)) as gateway:
+    with Gateway(
+        tmp_path / "log",
+        FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
+        FALLBACK_MODEL="efficientnet",
+        MAX_BODY_BYTES=str(1 << 20),
+    ) as gateway:
         gateway.start()
         answer = announce_huge_body(gateway.port, "/classify", "image/jpeg")
         assert answer.startswith("HTTP/1.1 413"), answer

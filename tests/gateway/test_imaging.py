@@ -67,17 +67,20 @@ def _palette() -> Image.Image:
     return image
 
 
-@pytest.mark.parametrize(("make", "fmt", "expected"), [
-    (lambda: Image.new("L", (320, 240), 128), "PNG", (128, 128, 128)),
-    (lambda: Image.new("1", (320, 240), 1), "PNG", (255, 255, 255)),
-    (lambda: Image.new("1", (320, 240), 1), "BMP", (255, 255, 255)),
-    (lambda: Image.fromarray(np.full((240, 320), 128 * 257, np.uint16)), "PNG", (128, 128, 128)),  # 16-bit
-    (lambda: Image.new("CMYK", (320, 240), (0, 255, 255, 0)), "JPEG", (255, 0, 0)),
-    (lambda: Image.new("RGB", (320, 240), (10, 200, 30)).convert("YCbCr"), "JPEG", (10, 200, 30)),
-    (_palette, "PNG", (10, 200, 30)),
-    (_palette, "GIF", (10, 200, 30)),
-    (lambda: Image.new("L", (320, 240), 77), "JPEG", (77, 77, 77)),
-])
+@pytest.mark.parametrize(
+    ("make", "fmt", "expected"),
+    [
+        (lambda: Image.new("L", (320, 240), 128), "PNG", (128, 128, 128)),
+        (lambda: Image.new("1", (320, 240), 1), "PNG", (255, 255, 255)),
+        (lambda: Image.new("1", (320, 240), 1), "BMP", (255, 255, 255)),
+        (lambda: Image.fromarray(np.full((240, 320), 128 * 257, np.uint16)), "PNG", (128, 128, 128)),  # 16-bit
+        (lambda: Image.new("CMYK", (320, 240), (0, 255, 255, 0)), "JPEG", (255, 0, 0)),
+        (lambda: Image.new("RGB", (320, 240), (10, 200, 30)).convert("YCbCr"), "JPEG", (10, 200, 30)),
+        (_palette, "PNG", (10, 200, 30)),
+        (_palette, "GIF", (10, 200, 30)),
+        (lambda: Image.new("L", (320, 240), 77), "JPEG", (77, 77, 77)),
+    ],
+)
 def test_modes_become_rgb(make, fmt, expected):
     image = make()
     decoded = decode(encode(image, fmt), MAX_PIXELS, 256)
@@ -109,10 +112,22 @@ def _palette_with_alpha() -> bytes:
 def test_exif_orientation_is_applied(orientation):
     upright = Image.new("RGB", (300, 200), (0, 0, 0))
     upright.paste((255, 255, 255), (0, 0, 150, 100))  # white top-left quadrant
-    stored = upright.transpose({
-        1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
-        7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}[orientation]) if orientation > 1 else upright
+    stored = (
+        upright.transpose(
+            {
+                1: None,
+                2: Image.Transpose.FLIP_LEFT_RIGHT,
+                3: Image.Transpose.ROTATE_180,
+                4: Image.Transpose.FLIP_TOP_BOTTOM,
+                5: Image.Transpose.TRANSPOSE,
+                6: Image.Transpose.ROTATE_90,
+                7: Image.Transpose.TRANSVERSE,
+                8: Image.Transpose.ROTATE_270,
+            }[orientation]
+        )
+        if orientation > 1
+        else upright
+    )
     exif = Image.Exif()
     exif[0x0112] = orientation
     image = decode(encode(stored, "PNG", exif=exif), MAX_PIXELS, 256)
@@ -135,11 +150,14 @@ def test_draft_never_goes_below_the_largest_resize():
     assert min(decode(data, MAX_PIXELS, 232).size) >= 232
 
 
-@pytest.mark.parametrize(("data", "status", "code"), [
-    (b"hello, I am a text file saved as photo.jpg\n", 415, "unsupported_media_type"),
-    (b"", 415, "unsupported_media_type"),
-    (b"%PDF-1.4 not an image", 415, "unsupported_media_type"),
-])
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"hello, I am a text file saved as photo.jpg\n", 415, "unsupported_media_type"),
+        (b"", 415, "unsupported_media_type"),
+        (b"%PDF-1.4 not an image", 415, "unsupported_media_type"),
+    ],
+)
 def test_not_an_image(data, status, code):
     with pytest.raises(ImageError) as caught:
         decode(data, MAX_PIXELS, 256)
@@ -210,10 +228,13 @@ def test_memory_is_reserved_before_any_pixel_is_decoded(monkeypatch):
     assert caught.value.args[0] >= 7071 * 7071 * 4 and not loaded
 
 
-@pytest.mark.parametrize(("data", "pixels_at_least"), [
-    (encode(gradient(4000, 3000), "JPEG", quality=80), 4000 * 3000 // 64),  # drafted: only what the resize needs
-    (encode(gradient(4000, 3000), "JPEG", progressive=True), 4000 * 3000 * 6),  # coefficients at full size
-])
+@pytest.mark.parametrize(
+    ("data", "pixels_at_least"),
+    [
+        (encode(gradient(4000, 3000), "JPEG", quality=80), 4000 * 3000 // 64),  # drafted: only what the resize needs
+        (encode(gradient(4000, 3000), "JPEG", progressive=True), 4000 * 3000 * 6),  # coefficients at full size
+    ],
+)
 def test_reservation_follows_draft_and_progressive_coefficients(data, pixels_at_least):
     reserved = []
     decode(data, MAX_PIXELS, 256, reserve=reserved.append)
@@ -235,12 +256,15 @@ def test_ordinary_progressive_jpeg_is_within_the_scan_limit():
     assert decode(data, MAX_PIXELS, 256).size[0] >= 256
 
 
-@pytest.mark.parametrize("data", [
-    hostile_images.zero_size_png(),
-    b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x00\x00\x00\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9",  # JPEG, 0 x 0
-    b"GIF89a\x00\x00\x00\x00\x00\x00\x00;",
-    b"RIFF\x10\x00\x00\x00WEBPVP8 \x00\x00\x00\x00",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        hostile_images.zero_size_png(),
+        b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x00\x00\x00\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9",  # JPEG, 0 x 0
+        b"GIF89a\x00\x00\x00\x00\x00\x00\x00;",
+        b"RIFF\x10\x00\x00\x00WEBPVP8 \x00\x00\x00\x00",
+    ],
+)
 def test_zero_size_or_broken_header_of_a_known_format_is_422(data):
     with pytest.raises(ImageError) as caught:
         decode(data, MAX_PIXELS, 256)

@@ -30,8 +30,9 @@ def tops(body) -> list:
 
 def test_a_mixed_batch_is_answered_in_order_with_one_call_per_backend(make_app):
     app = make_app(primary={"top": None})
-    response = post_parts(app.test_client(), [solid_png(10), b"just text", solid_png(40), b"", solid_png(70),
-                                              solid_png(200)[:300]])
+    response = post_parts(
+        app.test_client(), [solid_png(10), b"just text", solid_png(40), b"", solid_png(70), solid_png(200)[:300]]
+    )
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert tops(body) == [10, "unsupported_media_type", 40, "empty_file", 70, "corrupt_image"]
@@ -53,8 +54,9 @@ def test_the_fallback_answers_the_whole_batch_when_the_primary_fails(make_app):
 
 
 def test_the_deadline_applies_to_the_batch(make_app):
-    app = make_app(primary={"delay_s": 2.0}, fallback={"top": None}, REQUEST_DEADLINE_MS="400",
-                   FALLBACK_RESERVE_MS="200")
+    app = make_app(
+        primary={"delay_s": 2.0}, fallback={"top": None}, REQUEST_DEADLINE_MS="400", FALLBACK_RESERVE_MS="200"
+    )
     body = post_parts(app.test_client(), [solid_png(7), solid_png(8), solid_png(9)]).get_json()
     assert tops(body) == [7, 8, 9] and body["fallback_reason"] == "timeout"
     assert body["timings_ms"]["total"] < 1000
@@ -100,21 +102,36 @@ def test_one_part_keeps_the_single_answer(make_app):
 def test_a_batch_of_urls(make_app, image_origin):
     origin = image_origin(max_bytes=1 << 20)
     origin.files["/grey.png"] = solid_png(90)
-    app = make_app(primary={"top": None}, URL_FETCH="allowlist", URL_FETCH_ALLOWLIST="images.test",
-                   URL_FETCH_ALLOW_NETWORKS="127.0.0.1/32")
+    app = make_app(
+        primary={"top": None},
+        URL_FETCH="allowlist",
+        URL_FETCH_ALLOWLIST="images.test",
+        URL_FETCH_ALLOW_NETWORKS="127.0.0.1/32",
+    )
     service = app.extensions["classifier"]
     service.fetcher = UrlFetcher(service.settings.url_fetch, Resolver(TABLE))
     base = f"http://images.test:{origin.port}"
-    response = app.test_client().post("/classify", json={"urls": [
-        f"{base}/grey.png", "http://10.0.0.1/cat.png", f"{base}/notes.txt", f"{base}/missing.png", f"{base}/grey.png"]})
+    response = app.test_client().post(
+        "/classify",
+        json={
+            "urls": [
+                f"{base}/grey.png",
+                "http://10.0.0.1/cat.png",
+                f"{base}/notes.txt",
+                f"{base}/missing.png",
+                f"{base}/grey.png",
+            ]
+        },
+    )
     body = response.get_json()
     assert response.status_code == 200, body
     assert tops(body) == [90, "url_not_allowed", "unsupported_media_type", "url_fetch_failed", 90]
     assert body["timings_ms"]["fetch"] > 0 and app.clients["primary"].batches[0].shape == (2, 224, 224, 3)
 
 
-@pytest.mark.parametrize("body", [{"urls": []}, {"urls": "http://x/a.png"}, {"urls": ["http://x/a.png", 3]},
-                                  {"url": ""}, ["http://x/a.png"]])
+@pytest.mark.parametrize(
+    "body", [{"urls": []}, {"urls": "http://x/a.png"}, {"urls": ["http://x/a.png", 3]}, {"url": ""}, ["http://x/a.png"]]
+)
 def test_json_of_another_shape_is_refused(client, body):
     response = client.post("/classify", json=body)
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_json"
@@ -123,7 +140,6 @@ def test_json_of_another_shape_is_refused(client, body):
 def test_urls_while_url_fetch_is_off(client):
     response = client.post("/classify", json={"urls": ["https://example.com/a.png"]})
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "url_fetch_disabled"
-
 
 
 def test_the_default_batch_fits_the_gpu_primarys_tf_serving_batches():

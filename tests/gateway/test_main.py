@@ -18,16 +18,29 @@ def test_sigterm_drains_then_exits_cleanly(tmp_path, sigint):
     """Started with SIGINT ignored (nohup, or ``&`` in a script), the old code logged "drained" and
     kept listening; every clean stop also logged a "Logging error"."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HOST": "127.0.0.1", "PORT": str(port),
-           "PRIMARY_URL": "grpc://127.0.0.1:1", "PRIMARY_MODEL": "m", "SHUTDOWN_GRACE_S": "0.5"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PRIMARY_URL": "grpc://127.0.0.1:1",
+        "PRIMARY_MODEL": "m",
+        "SHUTDOWN_GRACE_S": "0.5",
+    }
     trap = 'trap "" INT; ' if sigint == "ignored" else ""
     log = tmp_path / "gateway.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(["bash", "-c", f'{trap}exec "{sys.executable}" -m gateway'], cwd=REPO, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            ["bash", "-c", f'{trap}exec "{sys.executable}" -m gateway'],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, 30, "gateway alive",
-                       process)
+            wait_until(
+                lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, 30, "gateway alive", process
+            )
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=10)

@@ -19,8 +19,9 @@ def test_promtool_finds_nothing_to_lint(make_app, jpeg):
     client = app.test_client()
     upload(client, jpeg)
     client.post("/classify", json={})
-    result = subprocess.run([promtool_path(), "check", "metrics"], input=client.get("/metrics").data,
-                            capture_output=True, timeout=30)
+    result = subprocess.run(
+        [promtool_path(), "check", "metrics"], input=client.get("/metrics").data, capture_output=True, timeout=30
+    )
     assert (result.returncode, result.stdout + result.stderr) == (0, b"")
 
 
@@ -36,6 +37,7 @@ def test_names_carry_the_namespace_and_base_units(client):
 
 def test_fallback_reasons_start_at_zero(client):
     families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))}
-    reasons = {s.labels["reason"]: s.value for s in families["gateway_fallback_answers"].samples
-               if s.name.endswith("_total")}
+    reasons = {
+        s.labels["reason"]: s.value for s in families["gateway_fallback_answers"].samples if s.name.endswith("_total")
+    }
     assert reasons == {"timeout": 0, "unavailable": 0, "error": 0, "circuit_open": 0}

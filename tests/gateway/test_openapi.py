@@ -11,8 +11,12 @@ from gateway.openapi import openapi_document
 def test_document_lists_exactly_the_routes(client):
     """Every route but the files of the page and the docs (their ``<path:...>`` routes)."""
     app = client.application
-    routes = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules() if "<path:" not in rule.rule
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    routes = {
+        (rule.rule, method.lower())
+        for rule in app.url_map.iter_rules()
+        if "<path:" not in rule.rule
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     documented = {(path, method) for path, item in openapi_document()["paths"].items() for method in item}
     assert routes == documented
 

@@ -14,9 +14,17 @@ from tests.gateway.fakes import FakeClient, SteppedClock
 
 PRIMARY_TOP, FALLBACK_TOP = 1, 2
 IMAGE = Image.new("RGB", (300, 300), (100, 50, 25))
-BASE_ENV = {"PRIMARY_URL": "grpc://primary:8500", "PRIMARY_MODEL": "wrn", "FALLBACK_URL": "grpc://fallback:8500",
-            "FALLBACK_MODEL": "mobilenet", "REQUEST_DEADLINE_MS": "1000", "FALLBACK_RESERVE_MS": "300",
-            "HEDGE": "false", "BREAKER_FAILURES": "3", "BREAKER_LATENCY_MS": "0"}
+BASE_ENV = {
+    "PRIMARY_URL": "grpc://primary:8500",
+    "PRIMARY_MODEL": "wrn",
+    "FALLBACK_URL": "grpc://fallback:8500",
+    "FALLBACK_MODEL": "mobilenet",
+    "REQUEST_DEADLINE_MS": "1000",
+    "FALLBACK_RESERVE_MS": "300",
+    "HEDGE": "false",
+    "BREAKER_FAILURES": "3",
+    "BREAKER_LATENCY_MS": "0",
+}
 
 
 def make_router(primary=None, fallback=None, **env):
@@ -88,8 +96,9 @@ def test_primary_timeout_setting_caps_its_budget():
 
 
 def test_hedging_asks_the_fallback_when_the_primary_is_slow():
-    router, backends = make_router({"delay_s": 0.6}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50",
-                                   HEDGE_MAX_MS="100", HEDGE_MAX_FRACTION="1")
+    router, backends = make_router(
+        {"delay_s": 0.6}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50", HEDGE_MAX_MS="100", HEDGE_MAX_FRACTION="1"
+    )
     outcome, elapsed = classify(router)
     assert (outcome.fallback, outcome.fallback_reason, outcome.hedged) == (True, "timeout", True)
     # hedge at 100 ms (no p95 yet: the upper bound), fallback answers at 110 ms, 20 ms grace for the primary
@@ -98,8 +107,9 @@ def test_hedging_asks_the_fallback_when_the_primary_is_slow():
 
 
 def test_hedge_delay_follows_the_primary_p95_within_bounds():
-    router, backends = make_router({"delay_s": 0.01}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50",
-                                   HEDGE_MAX_MS="400")
+    router, backends = make_router(
+        {"delay_s": 0.01}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50", HEDGE_MAX_MS="400"
+    )
     assert router.hedge_delay_s() == 0.4, "no history: the upper bound"
     for _ in range(20):
         backends["primary"].breaker.latencies.add(0.12)
@@ -110,16 +120,29 @@ def test_hedge_delay_follows_the_primary_p95_within_bounds():
 
 
 def test_primary_within_the_grace_window_wins_over_the_fallback():
-    router, _ = make_router({"delay_s": 0.14}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="100",
-                            HEDGE_MAX_MS="100", HEDGE_MAX_FRACTION="1", PRIMARY_GRACE_MS="100")
+    router, _ = make_router(
+        {"delay_s": 0.14},
+        {"delay_s": 0.01},
+        HEDGE="true",
+        HEDGE_MIN_MS="100",
+        HEDGE_MAX_MS="100",
+        HEDGE_MAX_FRACTION="1",
+        PRIMARY_GRACE_MS="100",
+    )
     outcome, _ = classify(router)
     assert (outcome.fallback, outcome.hedged) == (False, True)
     assert outcome.probabilities.argmax() == PRIMARY_TOP
 
 
 def test_hedging_is_capped():
-    router, backends = make_router({"delay_s": 0.25}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="20",
-                                   HEDGE_MAX_MS="20", HEDGE_MAX_FRACTION="0.02")
+    router, backends = make_router(
+        {"delay_s": 0.25},
+        {"delay_s": 0.01},
+        HEDGE="true",
+        HEDGE_MIN_MS="20",
+        HEDGE_MAX_MS="20",
+        HEDGE_MAX_FRACTION="0.02",
+    )
     results = [classify(router)[0] for _ in range(5)]
     assert [r.hedged for r in results] == [True, True, False, False, False]
     assert all(not r.fallback for r in results[2:]), "unhedged requests wait for the primary"
@@ -171,15 +194,18 @@ def test_slow_fallback_cannot_exceed_the_deadline():
 
 
 def test_a_half_open_probe_is_always_hedged():
-    router, backends = make_router({"delay_s": 0.6}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50",
-                                   HEDGE_MAX_MS="50", HEDGE_MAX_FRACTION="0")
-    breaker = backends["primary"].breaker = CircuitBreaker("primary", 3, cooldown_s=0.0, max_cooldown_s=0.0,
-                                                           clock=router.clock)
+    router, backends = make_router(
+        {"delay_s": 0.6}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50", HEDGE_MAX_MS="50", HEDGE_MAX_FRACTION="0"
+    )
+    breaker = backends["primary"].breaker = CircuitBreaker(
+        "primary", 3, cooldown_s=0.0, max_cooldown_s=0.0, clock=router.clock
+    )
     for _ in range(3):
         breaker.record_failure(breaker.admit(), "timeout")
     assert breaker.state == State.OPEN
     outcome, elapsed = classify(router)  # cool-down over: this request is the probe
     assert outcome.hedged and outcome.fallback and elapsed == pytest.approx(0.08)  # 50 ms hedge + 10 + 20 grace
-    unhedged, _ = make_router({"delay_s": 0.3}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50",
-                              HEDGE_MAX_MS="50", HEDGE_MAX_FRACTION="0")
+    unhedged, _ = make_router(
+        {"delay_s": 0.3}, {"delay_s": 0.01}, HEDGE="true", HEDGE_MIN_MS="50", HEDGE_MAX_MS="50", HEDGE_MAX_FRACTION="0"
+    )
     assert classify(unhedged)[0].hedged is False, "ordinary requests respect a zero cap"

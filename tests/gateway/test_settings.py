@@ -27,47 +27,69 @@ def test_policy_from_an_export_manifest(tmp_path):
     assert settings.primary.policy.resize_shorter == 240 and settings.primary.policy.interpolation == "bicubic"
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"PRIMARY_URL": "", "FALLBACK_URL": ""}, "set PRIMARY_URL, FALLBACK_URL or both"),
-    ({"PRIMARY_URL": "ftp://x:1"}, "PRIMARY_URL='ftp://x:1'"),
-    ({"PRIMARY_URL": "grpc://x:port"}, "invalid port"),
-    ({"FALLBACK_MODEL": ""}, "FALLBACK_MODEL is required"),
-    ({"REQUEST_DEADLINE_MS": "soon"}, "REQUEST_DEADLINE_MS='soon' is not an integer"),
-    ({"REQUEST_DEADLINE_MS": "10"}, "REQUEST_DEADLINE_MS=10 is outside"),
-    ({"HEDGE": "maybe"}, "HEDGE='maybe'"),
-    ({"HEDGE_MAX_FRACTION": "2"}, "HEDGE_MAX_FRACTION=2.0 is outside"),
-    ({"HEDGE_MIN_MS": "500", "HEDGE_MAX_MS": "100"}, "HEDGE_MIN_MS=500 exceeds HEDGE_MAX_MS=100"),
-    ({"THREADS": "4", "MAX_IN_FLIGHT": "8"}, "THREADS=4 must exceed MAX_IN_FLIGHT=8"),
-    ({"PRIMARY_INTERPOLATION": "magic"}, "PRIMARY_RESIZE_SHORTER/PRIMARY_INTERPOLATION"),
-    ({"PRIMARY_MANIFEST": "/nonexistent.json"}, "PRIMARY_MANIFEST=/nonexistent.json"),
-    ({"LABELS_PATH": "/nonexistent"}, "LABELS_PATH=/nonexistent"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PRIMARY_URL": "", "FALLBACK_URL": ""}, "set PRIMARY_URL, FALLBACK_URL or both"),
+        ({"PRIMARY_URL": "ftp://x:1"}, "PRIMARY_URL='ftp://x:1'"),
+        ({"PRIMARY_URL": "grpc://x:port"}, "invalid port"),
+        ({"FALLBACK_MODEL": ""}, "FALLBACK_MODEL is required"),
+        ({"REQUEST_DEADLINE_MS": "soon"}, "REQUEST_DEADLINE_MS='soon' is not an integer"),
+        ({"REQUEST_DEADLINE_MS": "10"}, "REQUEST_DEADLINE_MS=10 is outside"),
+        ({"HEDGE": "maybe"}, "HEDGE='maybe'"),
+        ({"HEDGE_MAX_FRACTION": "2"}, "HEDGE_MAX_FRACTION=2.0 is outside"),
+        ({"HEDGE_MIN_MS": "500", "HEDGE_MAX_MS": "100"}, "HEDGE_MIN_MS=500 exceeds HEDGE_MAX_MS=100"),
+        ({"THREADS": "4", "MAX_IN_FLIGHT": "8"}, "THREADS=4 must exceed MAX_IN_FLIGHT=8"),
+        ({"PRIMARY_INTERPOLATION": "magic"}, "PRIMARY_RESIZE_SHORTER/PRIMARY_INTERPOLATION"),
+        ({"PRIMARY_MANIFEST": "/nonexistent.json"}, "PRIMARY_MANIFEST=/nonexistent.json"),
+        ({"LABELS_PATH": "/nonexistent"}, "LABELS_PATH=/nonexistent"),
+    ],
+)
 def test_errors_name_the_variable(env, message):
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({**ENV, **env})
     assert message in str(caught.value)
 
 
-@pytest.mark.parametrize(("env", "line"), [
-    ({}, "gateway: set PRIMARY_URL, FALLBACK_URL or both (for example grpc://localhost:8500)"),
-    ({"FALLBACK_URL": "grpc://x:1", "FALLBACK_MODEL": "m", "MAX_IN_FLIGHT": "lots"},
-     "gateway: MAX_IN_FLIGHT='lots' is not an integer"),
-])
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({}, "gateway: set PRIMARY_URL, FALLBACK_URL or both (for example grpc://localhost:8500)"),
+        (
+            {"FALLBACK_URL": "grpc://x:1", "FALLBACK_MODEL": "m", "MAX_IN_FLIGHT": "lots"},
+            "gateway: MAX_IN_FLIGHT='lots' is not an integer",
+        ),
+    ],
+)
 def test_the_process_stops_with_one_line_naming_the_variable(env, line):
     import subprocess
     import sys
 
     from tests.conftest import REPO
 
-    result = subprocess.run([sys.executable, "-m", "gateway"], cwd=REPO, capture_output=True, text=True, timeout=30,
-                            env={"PATH": "/usr/bin:/bin", **env})
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == line
 
 
 def test_durations_are_held_in_seconds_and_grouped():
-    settings = Settings.from_env({**ENV, "BREAKER_COOLDOWN_MS": "1500", "BREAKER_LATENCY_MS": "250",
-                                  "HEDGE": "true", "HEDGE_MIN_MS": "30", "PRIMARY_GRACE_MS": "5"})
+    settings = Settings.from_env(
+        {
+            **ENV,
+            "BREAKER_COOLDOWN_MS": "1500",
+            "BREAKER_LATENCY_MS": "250",
+            "HEDGE": "true",
+            "HEDGE_MIN_MS": "30",
+            "PRIMARY_GRACE_MS": "5",
+        }
+    )
     assert (settings.breaker.failures, settings.breaker.cooldown_s, settings.breaker.max_cooldown_s) == (5, 1.5, 30.0)
     assert settings.breaker.latency_bound_s == 0.25 and settings.status_timeout_s == 0.5
     assert (settings.hedge.enabled, settings.hedge.min_delay_s, settings.hedge.max_delay_s) == (True, 0.03, 0.8)

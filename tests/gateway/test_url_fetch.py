@@ -31,14 +31,23 @@ class Resolver:
         return self.table[host]
 
 
-TABLE = {"images.test": ["127.0.0.1"], "a.cdn.test": ["127.0.0.1"], "metadata.test": ["169.254.169.254"],
-         "loop.test": ["127.0.0.2"]}
+TABLE = {
+    "images.test": ["127.0.0.1"],
+    "a.cdn.test": ["127.0.0.1"],
+    "metadata.test": ["169.254.169.254"],
+    "loop.test": ["127.0.0.2"],
+}
 
 
-def fetcher(mode: str = "allowlist", table: dict | None = None, tls: ssl.SSLContext | None = None,
-            **env: str) -> UrlFetcher:
-    defaults = {"URL_FETCH": mode, "URL_FETCH_ALLOWLIST": ALLOWLIST, "URL_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
-                "URL_FETCH_TIMEOUT_MS": "1000"}
+def fetcher(
+    mode: str = "allowlist", table: dict | None = None, tls: ssl.SSLContext | None = None, **env: str
+) -> UrlFetcher:
+    defaults = {
+        "URL_FETCH": mode,
+        "URL_FETCH_ALLOWLIST": ALLOWLIST,
+        "URL_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
+        "URL_FETCH_TIMEOUT_MS": "1000",
+    }
     settings = UrlFetchSettings.from_env(EnvReader({**defaults, **env}), MAX_BYTES)
     return UrlFetcher(settings, Resolver(TABLE if table is None else table), tls)
 
@@ -84,12 +93,15 @@ def test_redirects_are_followed_and_each_hop_is_checked(image_origin, jpeg):
     assert [path for path, _ in origin.requests].count("/cat.jpg") == 1  # neither refused hop was fetched
 
 
-@pytest.mark.parametrize(("mode", "location", "why"), [
-    ("allowlist", "http://loop.test/cat.jpg", "loopback"),  # listed, but 127.0.0.2 is outside the allowed networks
-    ("public", "http://127.0.0.2/cat.jpg", "loopback"),
-    ("public", "http://[::1]/cat.jpg", "loopback"),
-    ("public", "http://metadata.test/latest/meta-data/", "metadata"),
-])
+@pytest.mark.parametrize(
+    ("mode", "location", "why"),
+    [
+        ("allowlist", "http://loop.test/cat.jpg", "loopback"),  # listed, but 127.0.0.2 is outside the allowed networks
+        ("public", "http://127.0.0.2/cat.jpg", "loopback"),
+        ("public", "http://[::1]/cat.jpg", "loopback"),
+        ("public", "http://metadata.test/latest/meta-data/", "metadata"),
+    ],
+)
 def test_a_redirect_to_a_refused_address_is_not_followed(image_origin, mode, location, why):
     origin = image_origin(max_bytes=MAX_BYTES)
     error = refused(fetcher(mode), f"http://images.test:{origin.port}/redirect?{quote(location)}")
@@ -104,26 +116,43 @@ def test_redirects_are_limited(image_origin):
     assert len(origin.requests) == 4
 
 
-@pytest.mark.parametrize(("url", "why"), [
-    ("http://127.0.0.1/cat.jpg", "not in URL_FETCH_ALLOWLIST"),
-    ("http://elsewhere.test/cat.jpg", "not in URL_FETCH_ALLOWLIST"),
-    ("http://cdn.test.evil/cat.jpg", "not in URL_FETCH_ALLOWLIST"),
-    ("http://metadata.test/latest/meta-data/", "cloud metadata"),
-    ("http://loop.test/cat.jpg", "loopback"),  # listed, but 127.0.0.2 is outside URL_FETCH_ALLOW_NETWORKS
-])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1/cat.jpg", "not in URL_FETCH_ALLOWLIST"),
+        ("http://elsewhere.test/cat.jpg", "not in URL_FETCH_ALLOWLIST"),
+        ("http://cdn.test.evil/cat.jpg", "not in URL_FETCH_ALLOWLIST"),
+        ("http://metadata.test/latest/meta-data/", "cloud metadata"),
+        ("http://loop.test/cat.jpg", "loopback"),  # listed, but 127.0.0.2 is outside URL_FETCH_ALLOW_NETWORKS
+    ],
+)
 def test_allowlist_refusals(url, why):
     error = refused(fetcher(URL_FETCH_ALLOW_NETWORKS="127.0.0.1/32,169.254.0.0/16"), url)
     assert (error.status, error.code) == (403, "url_not_allowed") and why in error.message
 
 
-@pytest.mark.parametrize(("address", "why"), [
-    ("127.0.0.1", "loopback"), ("10.1.2.3", "private"), ("192.168.1.1", "private"), ("172.16.0.1", "private"),
-    ("169.254.10.10", "link-local"), ("224.0.0.1", "multicast"), ("0.0.0.0", "unspecified"),
-    ("169.254.169.254", "metadata"), ("100.100.100.200", "metadata"), ("fd00:ec2::254", "metadata"),
-    ("100.64.0.1", "not a public address"), ("::1", "loopback"), ("fe80::1", "link-local"),
-    ("fc00::1", "private"), ("ff02::1", "multicast"), ("::ffff:127.0.0.1", "loopback"),
-    ("::ffff:169.254.169.254", "metadata"),
-])
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.1.1", "private"),
+        ("172.16.0.1", "private"),
+        ("169.254.10.10", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("169.254.169.254", "metadata"),
+        ("100.100.100.200", "metadata"),
+        ("fd00:ec2::254", "metadata"),
+        ("100.64.0.1", "not a public address"),
+        ("::1", "loopback"),
+        ("fe80::1", "link-local"),
+        ("fc00::1", "private"),
+        ("ff02::1", "multicast"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:169.254.169.254", "metadata"),
+    ],
+)
 def test_public_mode_refuses_every_non_public_address(address, why):
     fetch = fetcher("public", {"host.test": ["93.184.215.14", address]}, URL_FETCH_ALLOW_NETWORKS="")
     error = refused(fetch, "http://host.test/cat.jpg")
@@ -132,9 +161,17 @@ def test_public_mode_refuses_every_non_public_address(address, why):
     assert refused(fetch, f"http://{literal}/cat.jpg").code == "url_not_allowed"
 
 
-@pytest.mark.parametrize("url", ["ftp://images.test/cat.jpg", "file:///etc/passwd", "http:///cat.jpg",
-                                 "http://user:secret@images.test/cat.jpg", "http://images.test:99999/",
-                                 "gopher://images.test/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://images.test/cat.jpg",
+        "file:///etc/passwd",
+        "http:///cat.jpg",
+        "http://user:secret@images.test/cat.jpg",
+        "http://images.test:99999/",
+        "gopher://images.test/",
+    ],
+)
 def test_only_plain_http_and_https_urls(url):
     error = refused(fetcher(), url)
     assert (error.status, error.code) == (400, "invalid_url")
@@ -192,13 +229,16 @@ def test_off_refuses_everything():
     assert (error.status, error.code) == (403, "url_fetch_disabled")
 
 
-@pytest.mark.parametrize(("env", "variable"), [
-    ({"URL_FETCH": "sometimes"}, "URL_FETCH"),
-    ({"URL_FETCH": "allowlist"}, "URL_FETCH_ALLOWLIST"),
-    ({"URL_FETCH": "public", "URL_FETCH_ALLOW_NETWORKS": "10.0.0.0/33"}, "URL_FETCH_ALLOW_NETWORKS"),
-    ({"URL_FETCH": "public", "URL_FETCH_TIMEOUT_MS": "50"}, "URL_FETCH_TIMEOUT_MS"),
-    ({"URL_FETCH": "public", "URL_FETCH_MAX_REDIRECTS": "-1"}, "URL_FETCH_MAX_REDIRECTS"),
-])
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"URL_FETCH": "sometimes"}, "URL_FETCH"),
+        ({"URL_FETCH": "allowlist"}, "URL_FETCH_ALLOWLIST"),
+        ({"URL_FETCH": "public", "URL_FETCH_ALLOW_NETWORKS": "10.0.0.0/33"}, "URL_FETCH_ALLOW_NETWORKS"),
+        ({"URL_FETCH": "public", "URL_FETCH_TIMEOUT_MS": "50"}, "URL_FETCH_TIMEOUT_MS"),
+        ({"URL_FETCH": "public", "URL_FETCH_MAX_REDIRECTS": "-1"}, "URL_FETCH_MAX_REDIRECTS"),
+    ],
+)
 def test_settings_are_checked_at_start(env, variable):
     with pytest.raises(SettingsError, match=variable):
         UrlFetchSettings.from_env(EnvReader(env), MAX_BYTES)

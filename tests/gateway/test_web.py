@@ -56,33 +56,51 @@ def photo_origin(shared_dir):
 def gateway(efficientnet, tmp_path_factory):
     """Primary and fallback both the real-weights model; URLs from 127.0.0.1 allowed."""
     target = f"grpc://{efficientnet.grpc_target}"
-    with Gateway(tmp_path_factory.mktemp("web") / "log", PRIMARY_URL=target, PRIMARY_MODEL="efficientnet",
-                 FALLBACK_URL=target, FALLBACK_MODEL="efficientnet", HEDGE="false", URL_FETCH="allowlist",
-                 URL_FETCH_ALLOWLIST="127.0.0.1", URL_FETCH_ALLOW_NETWORKS="127.0.0.1/32") as process:
+    with Gateway(
+        tmp_path_factory.mktemp("web") / "log",
+        PRIMARY_URL=target,
+        PRIMARY_MODEL="efficientnet",
+        FALLBACK_URL=target,
+        FALLBACK_MODEL="efficientnet",
+        HEDGE="false",
+        URL_FETCH="allowlist",
+        URL_FETCH_ALLOWLIST="127.0.0.1",
+        URL_FETCH_ALLOW_NETWORKS="127.0.0.1/32",
+    ) as process:
         yield process.start()
 
 
 @pytest.fixture(scope="module")
 def primary_down(efficientnet, tmp_path_factory):
-    with Gateway(tmp_path_factory.mktemp("web-down") / "log", PRIMARY_URL=f"grpc://127.0.0.1:{free_port()}",
-                 PRIMARY_MODEL="wide_resnet50_2", FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
-                 FALLBACK_MODEL="efficientnet") as process:
+    with Gateway(
+        tmp_path_factory.mktemp("web-down") / "log",
+        PRIMARY_URL=f"grpc://127.0.0.1:{free_port()}",
+        PRIMARY_MODEL="wide_resnet50_2",
+        FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
+        FALLBACK_MODEL="efficientnet",
+    ) as process:
         yield process.start()
 
 
 def test_the_page_its_files_and_the_docs_are_served_without_counting_as_classify_requests(client):
     with client.get("/") as page:
         assert page.status_code == 200 and page.mimetype == "text/html" and b'id="file-input"' in page.data
-    for asset, mimetype in (("/assets/app.js", "text/javascript"), ("/assets/style.css", "text/css"),
-                            ("/docs/swagger-ui-bundle.js", "text/javascript")):
+    for asset, mimetype in (
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/style.css", "text/css"),
+        ("/docs/swagger-ui-bundle.js", "text/javascript"),
+    ):
         with client.get(asset) as response:  # files are streamed: closed, or a ResourceWarning
             assert response.status_code == 200 and response.mimetype == mimetype, asset
     docs = client.get("/docs/")
     assert docs.status_code == 200 and b"/openapi.json" in docs.data and b"swagger-ui-bundle.js" in docs.data
     assert client.get("/docs").status_code == 308
     assert client.post("/", data=b"cat", content_type="text/plain").status_code == 415  # POST / still classifies
-    counted = [line for line in client.get("/metrics").get_data(as_text=True).splitlines()
-               if line.startswith("gateway_classify_requests_total")]
+    counted = [
+        line
+        for line in client.get("/metrics").get_data(as_text=True).splitlines()
+        if line.startswith("gateway_classify_requests_total")
+    ]
     assert counted == ['gateway_classify_requests_total{code="415",model="none"} 1.0']
 
 
@@ -91,7 +109,8 @@ def wait_for(browser, css: str, count: int = 1):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(browser, WAIT_S).until(
-        lambda b: (found := b.find_elements(By.CSS_SELECTOR, css)) and len(found) >= count and found)
+        lambda b: (found := b.find_elements(By.CSS_SELECTOR, css)) and len(found) >= count and found
+    )
 
 
 def upload(browser, *paths):
@@ -109,8 +128,9 @@ def test_a_chosen_photo_gets_labelled_bars(browser, gateway, shared_dir):
     browser.get(gateway.url + "/")
     upload(browser, shared_dir / "images" / "chelsea.jpg")
     labels = wait_for(browser, ".result .prediction .label", 5)
-    expected = requests.post(f"{gateway.url}/classify", timeout=10,
-                             files={"file": (shared_dir / "images" / "chelsea.jpg").read_bytes()}).json()
+    expected = requests.post(
+        f"{gateway.url}/classify", timeout=10, files={"file": (shared_dir / "images" / "chelsea.jpg").read_bytes()}
+    ).json()
     assert expected["predictions"][0]["index"] in CAT_CLASSES
     assert [label.text for label in labels] == [p["label"] for p in expected["predictions"]]
     result = browser.find_element("css selector", ".result")
@@ -131,12 +151,14 @@ def test_dropped_photos_are_sent_as_one_batch_and_answered_in_order(browser, gat
     # A drop carries files the page did not pick itself: stage them in a helper input, then drop them.
     staging = browser.execute_script(
         "const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'staging';"
-        "document.body.append(i); return i;")
+        "document.body.append(i); return i;"
+    )
     staging.send_keys("\n".join(str(p) for p in photos))
     browser.execute_script(
         "const data = new DataTransfer(); for (const f of document.getElementById('staging').files) data.items.add(f);"
         "document.getElementById('drop-zone').dispatchEvent("
-        "  new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));")
+        "  new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));"
+    )
     wait_for(browser, ".result .prediction .label", 10)
     cards = browser.find_elements("css selector", ".result")
     assert [c.find_element("css selector", ".source").text for c in cards] == ["chelsea.jpg", "notes.jpg", "coffee.jpg"]

@@ -44,9 +44,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self) -> None:
         server: Recorder = self.server  # type: ignore[assignment]
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        server.received.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                "version": self.request_version,
-                                "sha256": hashlib.sha256(body).hexdigest(), "length": len(body)})
+        server.received.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": dict(self.headers),
+                "version": self.request_version,
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "length": len(body),
+            }
+        )
         time.sleep(server.delay_s)
         payload = json.dumps({"answered_by": server.name, "sha256": hashlib.sha256(body).hexdigest()}).encode()
         self.send_response(server.status)
@@ -66,10 +73,12 @@ class Nginx:
         (workdir / "nginx.conf").write_text(
             f"pid {workdir}/nginx.pid;\nerror_log {workdir}/error.log info;\nevents {{}}\nhttp {{\n"
             f"    access_log off;\n    client_body_temp_path {workdir}/body;\n    proxy_temp_path {workdir}/proxy;\n"
-            f"    include {workdir}/site.conf;\n}}\n")
+            f"    include {workdir}/site.conf;\n}}\n"
+        )
         self._stderr = (workdir / "stderr.log").open("wb")
-        self.process = subprocess.Popen(["nginx", "-c", str(workdir / "nginx.conf"), "-g", "daemon off;"],
-                                        stderr=self._stderr)
+        self.process = subprocess.Popen(
+            ["nginx", "-c", str(workdir / "nginx.conf"), "-g", "daemon off;"], stderr=self._stderr
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         wait_until(self._listening, 10, "nginx listening", self.process)
 
@@ -103,8 +112,11 @@ def backends():
 def edge_config(gateway: list[str], fallback: str) -> str:
     """The committed compose edge file, pointed at the test's upstreams."""
     assert len(gateway) == 1, "the edge file has one gateway server"
-    return (EDGE_CONF.read_text().replace("server gateway:8080 ", f"server {gateway[0]} ")
-            .replace("server gateway-fallback:8080 ", f"server {fallback} "))
+    return (
+        EDGE_CONF.read_text()
+        .replace("server gateway:8080 ", f"server {gateway[0]} ")
+        .replace("server gateway-fallback:8080 ", f"server {fallback} ")
+    )
 
 
 def _nginx_starter(kind: str, workdir: Path):

@@ -17,8 +17,16 @@ PHOTO = os.urandom(300_000)
 
 def post(nginx, path="/classify?top_k=3", body=None, headers=None, timeout=15):
     data, content_type = encode_multipart_formdata({"file": ("cat.jpg", PHOTO if body is None else body, "image/jpeg")})
-    return requests.post(f"{nginx.url}{path}", data=data, timeout=timeout,
-                         headers={"Content-Type": content_type, "X-Request-ID": "trace-1", **(headers or {})}), data, content_type
+    return (
+        requests.post(
+            f"{nginx.url}{path}",
+            data=data,
+            timeout=timeout,
+            headers={"Content-Type": content_type, "X-Request-ID": "trace-1", **(headers or {})},
+        ),
+        data,
+        content_type,
+    )
 
 
 def test_healthy_primary_answers(backends, start_nginx):
@@ -115,8 +123,9 @@ def test_failing_fallback_error_is_returned_as_is(backends, start_nginx):
 
 
 def test_committed_edge_config_is_current():
-    assert EDGE_CONF.read_text() == render(load(), ["gateway:8080"], ["gateway-fallback:8080"], "8000"), \
+    assert EDGE_CONF.read_text() == render(load(), ["gateway:8080"], ["gateway-fallback:8080"], "8000"), (
         "run `python -m ingress.render_nginx`"
+    )
 
 
 def test_a_slow_fallback_still_answers(backends, start_nginx):
@@ -142,7 +151,9 @@ def test_the_fallback_gets_the_headers_ingress_nginx_sets(backends, start_nginx)
     assert headers["X-Service-Name"] == "gateway" and headers["X-Service-Port"] == "8080", "the Ingress's service"
     assert headers["X-Namespace"] == "classifier" and headers["X-Ingress-Name"] == "classifier"
     assert headers["X-Forwarded-For"] == "127.0.0.1" and "X-Real-IP" not in headers
-    assert replay["version"] == "HTTP/1.0" and headers["Connection"] == "close", "nginx's default, not the Ingress's 1.1"
+    assert replay["version"] == "HTTP/1.0" and headers["Connection"] == "close", (
+        "nginx's default, not the Ingress's 1.1"
+    )
     assert primary.received[0]["version"] == "HTTP/1.1" and primary.received[0]["headers"]["X-Real-IP"] == "127.0.0.1"
 
 

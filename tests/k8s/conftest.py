@@ -18,8 +18,24 @@ import pytest
 
 from tests.conftest import REPO
 
-SYSTEM_TOOLS = ["bash", "env", "python3", "mktemp", "cat", "rm", "sleep", "seq", "wc", "awk", "sort", "uniq",
-                "tr", "cut", "grep", "dirname"]
+SYSTEM_TOOLS = [
+    "bash",
+    "env",
+    "python3",
+    "mktemp",
+    "cat",
+    "rm",
+    "sleep",
+    "seq",
+    "wc",
+    "awk",
+    "sort",
+    "uniq",
+    "tr",
+    "cut",
+    "grep",
+    "dirname",
+]
 FAKES = {
     "minikube": """case "$1" in
   status) exit "${FAKE_MINIKUBE_STATUS:-0}" ;;
@@ -63,13 +79,25 @@ class Tools:
             (self.root / "fake" / tool).unlink()
 
     def run(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", str(REPO / "k8s" / script), *args], cwd=REPO, capture_output=True, text=True,
-                              timeout=60, env={**self.env, **env})
+        return subprocess.run(
+            ["bash", str(REPO / "k8s" / script), *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**self.env, **env},
+        )
 
     def bash(self, code: str) -> subprocess.CompletedProcess:
         """``code`` with k8s/lib.sh sourced, from the repository root."""
-        return subprocess.run(["bash", "-c", f"set -euo pipefail; . k8s/lib.sh; {code}"], cwd=REPO,
-                              capture_output=True, text=True, timeout=60, env=self.env)
+        return subprocess.run(
+            ["bash", "-c", f"set -euo pipefail; . k8s/lib.sh; {code}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=self.env,
+        )
 
 
 @pytest.fixture
@@ -104,9 +132,15 @@ def validator():
         shutil.copy(CRD_MODELS / name, CRD_CACHE / name)
     wanted = json.loads((CRD_MODELS / "package.json").read_text())["dependencies"]
     if not all((CRD_CACHE / "node_modules" / name).exists() for name in wanted):
-        result = subprocess.run(["npm", "install", "--no-package-lock", "--no-audit", "--no-fund", "--silent"],
-                                cwd=CRD_CACHE, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["npm", "install", "--no-package-lock", "--no-audit", "--no-fund", "--silent"],
+            cwd=CRD_CACHE,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if result.returncode != 0:
             pytest.skip(f"npm could not install the CRD models: {result.stderr[-300:]}")
-    return lambda *files: subprocess.run(["node", "validate_crds.mjs", *map(str, files)], cwd=CRD_CACHE,
-                                         capture_output=True, text=True, timeout=120)
+    return lambda *files: subprocess.run(
+        ["node", "validate_crds.mjs", *map(str, files)], cwd=CRD_CACHE, capture_output=True, text=True, timeout=120
+    )

@@ -21,12 +21,31 @@ import yaml
 # Keys that change nothing in kompose's Deployment/Service output, or that kompose reads and this
 # model implements. Any other key is refused: the model would have to learn it first.
 IGNORED = {"build", "depends_on", "init", "security_opt", "profiles", "stop_signal"}
-MODELLED = {"image", "ports", "expose", "environment", "healthcheck", "labels", "deploy", "tmpfs", "read_only",
-            "cap_drop", "cap_add", "restart", "stop_grace_period"}
+MODELLED = {
+    "image",
+    "ports",
+    "expose",
+    "environment",
+    "healthcheck",
+    "labels",
+    "deploy",
+    "tmpfs",
+    "read_only",
+    "cap_drop",
+    "cap_add",
+    "restart",
+    "stop_grace_period",
+}
 LABEL = "kompose.service.healthcheck."
-KNOWN_LABELS = {"kompose.service.type", "kompose.image-pull-policy"} | {
-    f"{LABEL}{kind}.{key}" for kind in ("readiness", "liveness") for key in ("http_get_path", "http_get_port", "tcp_port")
-} | {f"{LABEL}readiness.{key}" for key in ("interval", "timeout", "retries", "start_period")}
+KNOWN_LABELS = (
+    {"kompose.service.type", "kompose.image-pull-policy"}
+    | {
+        f"{LABEL}{kind}.{key}"
+        for kind in ("readiness", "liveness")
+        for key in ("http_get_path", "http_get_port", "tcp_port")
+    }
+    | {f"{LABEL}readiness.{key}" for key in ("interval", "timeout", "retries", "start_period")}
+)
 SERVICE_TYPES = {"clusterip": "ClusterIP", "nodeport": "NodePort", "loadbalancer": "LoadBalancer"}
 PULL_POLICIES = {"Always", "Never", "IfNotPresent"}
 UNITS = {"b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
@@ -38,10 +57,12 @@ class Unmodelled(ValueError):
 
 def interpolate(text: str) -> str:
     """compose-go's ${VAR:-default} with an empty environment, as the regenerate job runs it."""
+
     def substitute(match: re.Match) -> str:
         if match.group(2) is None:
             raise Unmodelled(f"${{{match.group(1)}}} has no default: kompose's output would depend on the environment")
         return match.group(2)
+
     return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", substitute, text)
 
 
@@ -75,8 +96,12 @@ def millicores(cpus: str) -> str:
 
 def probe(handler: dict, timeout: int = 0, interval: int = 0, retries: int = 0, start: int = 0) -> dict:
     """configProbe (podspec.go:302-340): a test wins over http_get, http_get over tcp; zeros are omitted."""
-    fields = {"timeoutSeconds": timeout, "periodSeconds": interval, "failureThreshold": retries,
-              "initialDelaySeconds": start}
+    fields = {
+        "timeoutSeconds": timeout,
+        "periodSeconds": interval,
+        "failureThreshold": retries,
+        "initialDelaySeconds": start,
+    }
     return {**handler, **{key: value for key, value in fields.items() if value}}
 
 
@@ -88,8 +113,12 @@ def liveness(healthcheck: dict | None, labels: dict[str, str]) -> dict | None:
     test = healthcheck.get("test")
     if isinstance(test, str) or (test and test[0] not in ("CMD", "CMD-SHELL")):
         raise Unmodelled(f"healthcheck test {test!r}: use the CMD list form")
-    timing = {"timeout": seconds(healthcheck.get("timeout", "0s")), "interval": seconds(healthcheck.get("interval", "0s")),
-              "retries": int(healthcheck.get("retries", 0)), "start": seconds(healthcheck.get("start_period", "0s"))}
+    timing = {
+        "timeout": seconds(healthcheck.get("timeout", "0s")),
+        "interval": seconds(healthcheck.get("interval", "0s")),
+        "retries": int(healthcheck.get("retries", 0)),
+        "start": seconds(healthcheck.get("start_period", "0s")),
+    }
     if test:
         return probe({"exec": {"command": list(test[1:])}}, **timing)
     return handler_from_labels(labels, "liveness", timing)
@@ -110,8 +139,12 @@ def handler_from_labels(labels: dict[str, str], kind: str, timing: dict) -> dict
 def readiness(labels: dict[str, str]) -> dict | None:
     """parseHealthCheckReadiness (compose.go:322-388): from the readiness labels only."""
     key = f"{LABEL}readiness."
-    timing = {"timeout": seconds(labels.get(key + "timeout", "0s")), "interval": seconds(labels.get(key + "interval", "0s")),
-              "retries": int(labels.get(key + "retries", 0)), "start": seconds(labels.get(key + "start_period", "0s"))}
+    timing = {
+        "timeout": seconds(labels.get(key + "timeout", "0s")),
+        "interval": seconds(labels.get(key + "interval", "0s")),
+        "retries": int(labels.get(key + "retries", 0)),
+        "start": seconds(labels.get(key + "start_period", "0s")),
+    }
     return handler_from_labels(labels, "readiness", timing)
 
 
@@ -157,22 +190,37 @@ def convert_service(name: str, service: dict) -> dict[str, dict]:
     if "kompose.service.type" in labels and kind is None:
         raise Unmodelled(f"{name}: kompose.service.type {labels['kompose.service.type']!r}")
     if service_ports:  # without ports kompose writes no Service (kubernetes.go:1523)
-        spec = {"ports": [{"name": str(published), "port": published, "targetPort": target}
-                          for published, target in service_ports], "selector": selector, "type": kind}
+        spec = {
+            "ports": [
+                {"name": str(published), "port": published, "targetPort": target} for published, target in service_ports
+            ],
+            "selector": selector,
+            "type": kind,
+        }
         # A LoadBalancer is named, and labelled, <name>-tcp; only its selector keeps the service's
         # name (CreateLBService and initSvcObject, k8sutils.go:428-458; fixture external-traffic-policy).
         service_name = f"{name}-tcp" if kind == "LoadBalancer" else name
         objects[f"{service_name}-service.yaml"] = {
-            "apiVersion": "v1", "kind": "Service", "spec": spec,
-            "metadata": {**meta, "labels": {"io.kompose.service": service_name}, "name": service_name}}
+            "apiVersion": "v1",
+            "kind": "Service",
+            "spec": spec,
+            "metadata": {**meta, "labels": {"io.kompose.service": service_name}, "name": service_name},
+        }
     container: dict[str, Any] = {
-        "name": name.replace("_", "-"), "image": service["image"],
-        "env": [{"name": key, "value": str(value)} for key, value in sorted(key_values(service.get("environment")).items())],
+        "name": name.replace("_", "-"),
+        "image": service["image"],
+        "env": [
+            {"name": key, "value": str(value)} for key, value in sorted(key_values(service.get("environment")).items())
+        ],
         "livenessProbe": liveness(service.get("healthcheck"), labels),
         "readinessProbe": readiness(labels),
-        "ports": [{"containerPort": target, "protocol": "TCP"} for target in dict.fromkeys(t for _, t in service_ports)],
-        "volumeMounts": [{"mountPath": path.split(":")[0], "name": f"{name}-tmpfs{i}"}
-                         for i, path in enumerate(service.get("tmpfs", []))],
+        "ports": [
+            {"containerPort": target, "protocol": "TCP"} for target in dict.fromkeys(t for _, t in service_ports)
+        ],
+        "volumeMounts": [
+            {"mountPath": path.split(":")[0], "name": f"{name}-tmpfs{i}"}
+            for i, path in enumerate(service.get("tmpfs", []))
+        ],
     }
     policy = labels.get("kompose.image-pull-policy")
     if policy is not None and policy not in PULL_POLICIES:
@@ -182,30 +230,51 @@ def convert_service(name: str, service: dict) -> dict[str, dict]:
     resources = deploy.get("resources", {})
     limits, reservations = resources.get("limits", {}), resources.get("reservations", {})
     # deploy.replicas/mode/labels/placement/update_config all change kompose's output (compose.go:508-536).
-    if set(deploy) - {"resources"} or set(resources) - {"limits", "reservations"} or set(limits) - {"cpus", "memory"} \
-            or set(reservations) - {"cpus", "memory", "devices"}:
+    if (
+        set(deploy) - {"resources"}
+        or set(resources) - {"limits", "reservations"}
+        or set(limits) - {"cpus", "memory"}
+        or set(reservations) - {"cpus", "memory", "devices"}
+    ):
         raise Unmodelled(f"{name}: deploy keys other than resources limits/reservations (cpus, memory, devices)")
     container["resources"] = {
         # compose's GPU reservation (devices) has no kompose equivalent: it is dropped.
-        "limits": {"cpu": millicores(limits["cpus"]) if "cpus" in limits else None,
-                   "memory": decimal_exponent(memory_bytes(limits["memory"])) if "memory" in limits else None},
-        "requests": {"cpu": millicores(reservations["cpus"]) if "cpus" in reservations else None,
-                     "memory": decimal_exponent(memory_bytes(reservations["memory"])) if "memory" in reservations else None},
+        "limits": {
+            "cpu": millicores(limits["cpus"]) if "cpus" in limits else None,
+            "memory": decimal_exponent(memory_bytes(limits["memory"])) if "memory" in limits else None,
+        },
+        "requests": {
+            "cpu": millicores(reservations["cpus"]) if "cpus" in reservations else None,
+            "memory": decimal_exponent(memory_bytes(reservations["memory"])) if "memory" in reservations else None,
+        },
     }
-    container["securityContext"] = {"capabilities": {"add": service.get("cap_add", []), "drop": service.get("cap_drop", [])},
-                                    "readOnlyRootFilesystem": True if service.get("read_only") else None}
-    pod = {"containers": [container], "restartPolicy": "Always",
-           "volumes": [{"emptyDir": {"medium": "Memory"}, "name": f"{name}-tmpfs{i}"}
-                       for i in range(len(service.get("tmpfs", [])))]}
+    container["securityContext"] = {
+        "capabilities": {"add": service.get("cap_add", []), "drop": service.get("cap_drop", [])},
+        "readOnlyRootFilesystem": True if service.get("read_only") else None,
+    }
+    pod = {
+        "containers": [container],
+        "restartPolicy": "Always",
+        "volumes": [
+            {"emptyDir": {"medium": "Memory"}, "name": f"{name}-tmpfs{i}"} for i in range(len(service.get("tmpfs", [])))
+        ],
+    }
     if "stop_grace_period" in service:
         pod["terminationGracePeriodSeconds"] = seconds(service["stop_grace_period"])
     # Pod labels: io.kompose.network/* only with --generate-network-policies (k8sutils.go:691-697);
     # strategy: Recreate only for services with volumes, and a tmpfs is not one (k8sutils.go:737-745).
     objects[f"{name}-deployment.yaml"] = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
-        "spec": {"replicas": 1, "selector": {"matchLabels": selector}, "strategy": {},
-                 "template": {"metadata": {"annotations": annotations, "labels": selector}, "spec": pod}},
-        "status": {}}
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "strategy": {},
+            "template": {"metadata": {"annotations": annotations, "labels": selector}, "spec": pod},
+        },
+        "status": {},
+    }
     return objects
 
 
@@ -231,9 +300,12 @@ def convert(compose_file: Path) -> dict[str, str]:
 
 
 PLAIN_UNSAFE = re.compile(r"^(?:[?:,\[\]{}#&*!|>'\"%@`]|- |-$)|: | #|:$|^\s|\s$|^$|\n")
-NOT_A_STRING = re.compile(r"""^(?:[-+]?(?:\d[\d_]*|0x[0-9a-fA-F]+|0o?[0-7]+)|[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?
+NOT_A_STRING = re.compile(
+    r"""^(?:[-+]?(?:\d[\d_]*|0x[0-9a-fA-F]+|0o?[0-7]+)|[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?
     |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|true|True|TRUE|false|False|FALSE|null|Null|NULL|~
-    |y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$""", re.VERBOSE)
+    |y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$""",
+    re.VERBOSE,
+)
 
 
 def scalar(value: Any) -> str:
@@ -270,15 +342,18 @@ def dump_list(items: list, indent: int) -> str:
     out = []
     for item in items:
         if isinstance(item, dict):
-            out.append(pad + "- " + dump(item, indent + 2)[indent + 2:])
+            out.append(pad + "- " + dump(item, indent + 2)[indent + 2 :])
         else:
             out.append(f"{pad}- {scalar(item)}\n")
     return "".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.k8s.kompose_model", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.k8s.kompose_model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--file", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)

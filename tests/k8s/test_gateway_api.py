@@ -24,9 +24,11 @@ def test_gateway_api_and_traefik_objects_are_valid(validator):
 
 def test_the_validator_rejects_a_wrong_object(validator, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: traefik.io/v1alpha1\nkind: TraefikService\nmetadata: {name: bad}\nspec:\n"
-                   "  failover:\n    service: {name: gateway, port: 8080}\n    fallback: {name: f, port: 8080}\n"
-                   "    errors: {status: [500]}\n")
+    bad.write_text(
+        "apiVersion: traefik.io/v1alpha1\nkind: TraefikService\nmetadata: {name: bad}\nspec:\n"
+        "  failover:\n    service: {name: gateway, port: 8080}\n    fallback: {name: f, port: 8080}\n"
+        "    errors: {status: [500]}\n"
+    )
     result = validator(bad)
     assert result.returncode == 1 and "must be string" in result.stdout
 
@@ -34,8 +36,11 @@ def test_the_validator_rejects_a_wrong_object(validator, tmp_path):
 def test_failover_covers_the_same_codes_and_body_size_as_the_ingress():
     import yaml
 
-    failover = next(d for d in yaml.safe_load_all((REPO / "ingress/gateway-api/traefik.yaml").read_text())
-                    if d["kind"] == "TraefikService")["spec"]["failover"]
+    failover = next(
+        d
+        for d in yaml.safe_load_all((REPO / "ingress/gateway-api/traefik.yaml").read_text())
+        if d["kind"] == "TraefikService"
+    )["spec"]["failover"]
     assert failover["errors"]["status"] == ["500-504"]
     assert failover["errors"]["maxRequestBodyBytes"] >= 11 << 20
     assert failover["service"]["name"] == "gateway" and failover["fallback"]["name"] == "gateway-fallback"
@@ -46,8 +51,11 @@ def test_no_health_check_on_cluster_ip_services():
     TraefikService at all (kubernetes_http.go:531-533): the route would answer 404."""
     import yaml
 
-    failover = next(d for d in yaml.safe_load_all((REPO / "ingress/gateway-api/traefik.yaml").read_text())
-                    if d["kind"] == "TraefikService")["spec"]["failover"]
+    failover = next(
+        d
+        for d in yaml.safe_load_all((REPO / "ingress/gateway-api/traefik.yaml").read_text())
+        if d["kind"] == "TraefikService"
+    )["spec"]["failover"]
     assert "healthCheck" not in failover["service"] and "healthCheck" not in failover["fallback"]
 
 
@@ -55,10 +63,12 @@ def test_the_e2e_traefik_allows_services_without_endpoints():
     """Else the failover disappears exactly when the gateway has no ready pod (kubernetes_http.go:651)."""
     import yaml
 
-    traefik = next(d for d in yaml.safe_load_all((REPO / "k8s/e2e/traefik.yaml").read_text())
-                   if d["kind"] == "Deployment")
+    traefik = next(
+        d for d in yaml.safe_load_all((REPO / "k8s/e2e/traefik.yaml").read_text()) if d["kind"] == "Deployment"
+    )
     args = traefik["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--providers.kubernetescrd.allowEmptyServices=true" in args
-    gateway = next(d for d in yaml.safe_load_all((REPO / "ingress/gateway-api/gateway.yaml").read_text())
-                   if d["kind"] == "Gateway")
+    gateway = next(
+        d for d in yaml.safe_load_all((REPO / "ingress/gateway-api/gateway.yaml").read_text()) if d["kind"] == "Gateway"
+    )
     assert f"--entryPoints.web.address=:{gateway['spec']['listeners'][0]['port']}" in args

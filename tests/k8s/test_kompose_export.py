@@ -33,8 +33,14 @@ cd "{REPO}" && exec "{sys.executable}" -m tests.k8s.kompose_model --file "$file"
 def export(tmp: Path, path_dirs: list[Path], *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "KOMPOSE"}
     env["PATH"] = os.pathsep.join([*map(str, path_dirs), "/usr/bin", "/bin"])
-    return subprocess.run([sys.executable, "-m", "tools.kompose_export", "--base", str(tmp / "base"), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.kompose_export", "--base", str(tmp / "base"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
 
 
 def test_missing_kompose_is_one_clear_line(tmp_path):
@@ -67,8 +73,11 @@ def test_converts_and_writes_the_committed_base(tmp_path):
 def test_a_load_balancer_gateway_is_refused(tmp_path):
     """kompose names a loadbalancer Service <name>-tcp: the Ingress's backend would point at nothing."""
     compose = tmp_path / "compose.yaml"
-    compose.write_text((REPO / "compose.yaml").read_text().replace(
-        "kompose.service.type: clusterip", "kompose.service.type: loadbalancer", 1))
+    compose.write_text(
+        (REPO / "compose.yaml")
+        .read_text()
+        .replace("kompose.service.type: clusterip", "kompose.service.type: loadbalancer", 1)
+    )
     result = export(tmp_path, [fake_kompose(tmp_path, "1.37.0")], "--compose", str(compose))
     assert result.returncode == 1 and "lacks Service/gateway" in result.stderr, result.stderr
 
@@ -87,7 +96,9 @@ def test_failing_kompose_reports_its_message(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "kompose"
-    script.write_text('#!/bin/sh\nif [ "$1" = version ]; then echo 1.37.0; exit 0; fi\necho "unsupported key x" >&2\nexit 3\n')
+    script.write_text(
+        '#!/bin/sh\nif [ "$1" = version ]; then echo 1.37.0; exit 0; fi\necho "unsupported key x" >&2\nexit 3\n'
+    )
     script.chmod(0o755)
     result = export(tmp_path, [bin_dir])
     assert result.returncode == 1 and "kompose convert failed: unsupported key x" in result.stderr

@@ -47,8 +47,9 @@ def test_every_service_kompose_sees_is_cluster_internal():
 def test_no_label_that_kompose_would_ignore():
     for name, service in _services().items():
         if service.get("healthcheck", {}).get("test"):
-            assert LIVENESS_HTTP not in service.get("labels", {}), \
+            assert LIVENESS_HTTP not in service.get("labels", {}), (
                 f"{name}: the healthcheck's test becomes the liveness probe; the liveness http_get label is ignored"
+            )
 
 
 def test_base_has_no_annotation_network_label_or_recreate():
@@ -59,13 +60,16 @@ def test_base_has_no_annotation_network_label_or_recreate():
         assert "strategy" not in deployment["spec"], path.name
 
 
-@pytest.mark.parametrize("snippet, reason", [
-    ("    volumes: [data:/data]\n", "volumes"),
-    ("    labels: {kompose.volume.size: 1Gi}\n", "kompose.volume.size"),
-    ("    restart: \"no\"\n", "Pod"),
-    ("    healthcheck: {test: curl -f http://x/}\n", "CMD list form"),
-    ("    deploy: {replicas: 3}\n", "deploy keys"),
-])
+@pytest.mark.parametrize(
+    "snippet, reason",
+    [
+        ("    volumes: [data:/data]\n", "volumes"),
+        ("    labels: {kompose.volume.size: 1Gi}\n", "kompose.volume.size"),
+        ('    restart: "no"\n', "Pod"),
+        ("    healthcheck: {test: curl -f http://x/}\n", "CMD list form"),
+        ("    deploy: {replicas: 3}\n", "deploy keys"),
+    ],
+)
 def test_model_refuses_what_it_does_not_know(tmp_path: Path, snippet, reason):
     compose = tmp_path / "compose.yaml"
     compose.write_text(f"services:\n  app:\n    image: example/app:1\n{snippet}")

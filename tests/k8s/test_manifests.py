@@ -18,8 +18,9 @@ PUBLISHED = {"cpu": ["gateway", "fallback", "primary-litert"], "gpu": ["gateway"
 
 
 def kustomize(overlay: str) -> list[dict]:
-    result = subprocess.run([KUBECTL, "kustomize", str(REPO / "k8s" / "overlays" / overlay)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [KUBECTL, "kustomize", str(REPO / "k8s" / "overlays" / overlay)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
@@ -35,17 +36,21 @@ def rendered(request, tmp_path_factory):
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_kustomize_output_validates_strictly(rendered, version):
     _, _, path = rendered
-    result = subprocess.run([VALIDATE, "--strict", "--quiet", "-k", version, str(path)], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [VALIDATE, "--strict", "--quiet", "-k", version, str(path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_source_manifest_validates():
-    files = [p for p in (REPO / "k8s").rglob("*.yaml") if p.name != "kustomization.yaml" and "components" not in p.parts]
+    files = [
+        p for p in (REPO / "k8s").rglob("*.yaml") if p.name != "kustomization.yaml" and "components" not in p.parts
+    ]
     files += [p for p in (REPO / "k8s" / "components").rglob("*.yaml") if p.name != "kustomization.yaml"]
     files.append(REPO / "ingress" / "ingress.yaml")
-    result = subprocess.run([VALIDATE, "--strict", "--quiet", "-k", "1.33.0", *map(str, files)], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [VALIDATE, "--strict", "--quiet", "-k", "1.33.0", *map(str, files)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -96,8 +101,11 @@ def test_probes_check_what_each_server_means_by_ready(rendered):
     for server, model in (("primary", "wide_resnet50_2"), ("fallback", "mobilenet_v3_large")):
         command = containers[server]["readinessProbe"]["exec"]["command"]
         assert command[:2] == ["bash", "-c"] and f"/v1/models/{model}" in command[2] and "AVAILABLE" in command[2]
-    assert containers["primary"]["startupProbe"]["failureThreshold"] * containers["primary"]["startupProbe"][
-        "periodSeconds"] >= 300, "TF-Serving may take minutes to load on a GPU"
+    assert (
+        containers["primary"]["startupProbe"]["failureThreshold"]
+        * containers["primary"]["startupProbe"]["periodSeconds"]
+        >= 300
+    ), "TF-Serving may take minutes to load on a GPU"
 
 
 def test_gpu_only_in_the_gpu_overlay():
@@ -198,5 +206,8 @@ def test_the_gpu_overlay_is_what_compose_gpu_yaml_runs():
     limits = service["deploy"]["resources"]["limits"]
     assert float(primary["resources"]["limits"]["cpu"]) == float(limits["cpus"])
     assert primary["resources"]["limits"]["memory"] == limits["memory"].replace("G", "Gi")
-    assert service["deploy"]["resources"]["reservations"]["devices"][0]["count"] == 1 == \
-        primary["resources"]["limits"]["nvidia.com/gpu"]
+    assert (
+        service["deploy"]["resources"]["reservations"]["devices"][0]["count"]
+        == 1
+        == primary["resources"]["limits"]["nvidia.com/gpu"]
+    )

@@ -20,9 +20,17 @@ def rendered(request, tmp_path_factory) -> list[dict]:
     """An overlay with the component added, as a user on a Prometheus Operator cluster would."""
     folder = tmp_path_factory.mktemp("monitoring")
     k8s = os.path.relpath(REPO / "k8s", folder)  # kustomize refuses absolute paths
-    (folder / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "classifier",
-        "resources": [f"{k8s}/overlays/{request.param}"], "components": [f"{k8s}/components/monitoring"]}))
+    (folder / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": "classifier",
+                "resources": [f"{k8s}/overlays/{request.param}"],
+                "components": [f"{k8s}/components/monitoring"],
+            }
+        )
+    )
     result = subprocess.run([KUBECTL, "kustomize", str(folder)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]
@@ -40,15 +48,21 @@ def test_objects_validate_against_the_operators_crd_schemas(validator):
 
 def test_the_validator_rejects_a_wrong_rule(validator, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: bad}\nspec:\n"
-                   "  groups:\n    - name: g\n      rules:\n        - {alert: A, expr: up, for: 5 minutes}\n")
+    bad.write_text(
+        "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: bad}\nspec:\n"
+        "  groups:\n    - name: g\n      rules:\n        - {alert: A, expr: up, for: 5 minutes}\n"
+    )
     result = validator(bad)
     assert result.returncode == 1 and "for must match pattern" in result.stdout
 
 
 def test_network_policy_validates():
-    result = subprocess.run([VALIDATE, "--strict", "--quiet", "-k", "1.33.0", str(COMPONENT / "network-policy.yaml")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [VALIDATE, "--strict", "--quiet", "-k", "1.33.0", str(COMPONENT / "network-policy.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -75,11 +89,16 @@ def test_scraper_is_admitted_to_the_metrics_ports_of_every_pod(rendered):
     policy = next(d for d in rendered if d["metadata"]["name"] == "metrics-from-prometheus")
     assert policy["metadata"]["namespace"] == "classifier"
     deployments = [d for d in rendered if d["kind"] == "Deployment"]
-    assert all(_selected(policy["spec"]["podSelector"], d["spec"]["template"]["metadata"]["labels"])
-               for d in deployments)
+    assert all(
+        _selected(policy["spec"]["podSelector"], d["spec"]["template"]["metadata"]["labels"]) for d in deployments
+    )
     (rule,) = policy["spec"]["ingress"]
-    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
-                             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
     assert sorted(p["port"] for p in rule["ports"]) == [8080, 8501]
 
 

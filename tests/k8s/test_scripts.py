@@ -39,10 +39,13 @@ def test_a_running_cluster_too_small_is_refused_before_anything_is_built(tools):
 
 def test_the_size_minikube_was_given_counts_not_the_hosts(tools):
     """With the docker driver the node reports the host's CPUs and memory."""
-    result = tools.run("minikube.sh", "up", FAKE_CPUS="16", FAKE_MEMORY="32Gi",
-                       FAKE_PROFILE_SIZE='"CPUs": 2, "Memory": 4000')
+    result = tools.run(
+        "minikube.sh", "up", FAKE_CPUS="16", FAKE_MEMORY="32Gi", FAKE_PROFILE_SIZE='"CPUs": 2, "Memory": 4000'
+    )
     assert result.returncode == 1 and "has 2 CPUs and 4000 MiB" in last_line(result)
-    result = tools.run("minikube.sh", "up", FAKE_CPUS="2", FAKE_MEMORY="2Gi", FAKE_PROFILE_SIZE='"CPUs": 4, "Memory": 6144')
+    result = tools.run(
+        "minikube.sh", "up", FAKE_CPUS="2", FAKE_MEMORY="2Gi", FAKE_PROFILE_SIZE='"CPUs": 4, "Memory": 6144'
+    )
     assert result.returncode == 0 and "cluster size: 4 CPUs, 6144 MiB" in result.stderr, result.stderr
 
 
@@ -53,7 +56,8 @@ def test_up_enables_ingress_and_metrics_loads_images_applies_and_classifies(tool
     log = tools.log
     assert "minikube addons enable ingress" in log and "minikube addons enable metrics-server" in log
     assert [line for line in log if line.startswith("minikube image load")] == [
-        f"minikube image load classifier/{name}:0.1.0" for name in ("gateway", "primary-litert", "fallback")]
+        f"minikube image load classifier/{name}:0.1.0" for name in ("gateway", "primary-litert", "fallback")
+    ]
     assert "kubectl apply -k k8s/overlays/minikube" in log
     curl = next(line for line in log if line.startswith("curl"))
     assert "--max-time 15" in curl and "--connect-timeout 5" in curl and "file=@tests/data/chelsea.jpg" in curl
@@ -66,12 +70,15 @@ def test_a_stopped_minikube_is_started_big_enough(tools):
     assert "minikube start --cpus=4 --memory=6g" in tools.log
 
 
-@pytest.mark.parametrize("os_name, driver, url", [
-    ("Linux", "docker", "http://192.168.49.2"),
-    ("Darwin", "docker", "http://127.0.0.1"),
-    ("MINGW64_NT-10.0", "docker", "http://127.0.0.1"),
-    ("Darwin", "hyperkit", "http://192.168.49.2"),
-])
+@pytest.mark.parametrize(
+    "os_name, driver, url",
+    [
+        ("Linux", "docker", "http://192.168.49.2"),
+        ("Darwin", "docker", "http://127.0.0.1"),
+        ("MINGW64_NT-10.0", "docker", "http://127.0.0.1"),
+        ("Darwin", "hyperkit", "http://192.168.49.2"),
+    ],
+)
 def test_the_url_follows_os_and_driver(tools, os_name, driver, url):
     result = tools.run("minikube.sh", "url", FAKE_OS=os_name, FAKE_DRIVER=driver)
     assert result.returncode == 0 and result.stdout.strip() == url, result.stderr
@@ -93,14 +100,20 @@ def test_node_memory_units(tools, memory, mib):
     assert f"cluster size: 4 CPUs, {mib} MiB" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("lines, expect, verdict", [
-    (["200 wide_resnet50_2 false None"] * 3, "primary", None),
-    (["200 mobilenet_v3_large true timeout"] * 3, "primary", "no answer came from the primary"),
-    (["200 mobilenet_v3_large true unavailable", "502 - - -", "000 - - -"], "any", "2 of 3 requests failed"),
-    (["200 mobilenet_v3_large true unavailable", "200 wide_resnet50_2 false None"], "fallback",
-     "1 answers were not labelled fallback"),
-    ([], "any", "0 of 0 requests failed"),
-])
+@pytest.mark.parametrize(
+    "lines, expect, verdict",
+    [
+        (["200 wide_resnet50_2 false None"] * 3, "primary", None),
+        (["200 mobilenet_v3_large true timeout"] * 3, "primary", "no answer came from the primary"),
+        (["200 mobilenet_v3_large true unavailable", "502 - - -", "000 - - -"], "any", "2 of 3 requests failed"),
+        (
+            ["200 mobilenet_v3_large true unavailable", "200 wide_resnet50_2 false None"],
+            "fallback",
+            "1 answers were not labelled fallback",
+        ),
+        ([], "any", "0 of 0 requests failed"),
+    ],
+)
 def test_a_request_loop_is_judged_strictly(tools, tmp_path, lines, expect, verdict):
     answers = tmp_path / "answers"
     answers.write_text("".join(f"{line}\n" for line in lines))

@@ -12,8 +12,9 @@ from tests.real_weights import CAT_CLASSES
 def start(tmp_path, *args):
     port = free_port()
     service = Service(["-m", "local_mode", "--port", str(port), *args], {}, tmp_path / "local.log").start()
-    wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok, 240, "local mode ready",
-               service.process)
+    wait_until(
+        lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok, 240, "local mode ready", service.process
+    )
     return service, f"http://127.0.0.1:{port}"
 
 
@@ -56,8 +57,13 @@ def test_bad_arguments_fail_at_once(tmp_path):
 
     from tests.conftest import REPO
 
-    result = subprocess.run([sys.executable, "-m", "local_mode", "--fallback-tflite", str(tmp_path / "none.tflite")],
-                            cwd=REPO, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "local_mode", "--fallback-tflite", str(tmp_path / "none.tflite")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "no such file" in result.stderr
     assert "ready" not in result.stdout
 
@@ -69,15 +75,30 @@ def _local_mode(tmp_path, *args, **env):
 
     from tests.conftest import REPO
 
-    return subprocess.run([sys.executable, "-m", "local_mode", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "HOME": str(tmp_path), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "local_mode", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path), **env},
+    )
 
 
 def test_imagenet_weights_offline_fail_with_one_clear_line(tmp_path):
     """Offline is forced with a proxy that refuses connections (the weights cache is an empty HOME)."""
     closed = f"http://127.0.0.1:{free_port()}"
-    result = _local_mode(tmp_path, "--weights", "imagenet", "--models", str(tmp_path / "models"),
-                         https_proxy=closed, HTTPS_PROXY=closed, no_proxy="", NO_PROXY="")
+    result = _local_mode(
+        tmp_path,
+        "--weights",
+        "imagenet",
+        "--models",
+        str(tmp_path / "models"),
+        https_proxy=closed,
+        HTTPS_PROXY=closed,
+        no_proxy="",
+        NO_PROXY="",
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -91,4 +112,7 @@ def test_exports_with_other_weights_are_not_used(tmp_path):
     manifest.write_text('{"weights": {"source": "random", "seed": 0}}')
     result = _local_mode(tmp_path, "--weights", "imagenet", "--models", str(tmp_path / "models"))
     assert result.returncode == 1
-    assert result.stderr.strip() == f"local_mode: {manifest.parent} has random weights, not imagenet; choose another --models"
+    assert (
+        result.stderr.strip()
+        == f"local_mode: {manifest.parent} has random weights, not imagenet; choose another --models"
+    )

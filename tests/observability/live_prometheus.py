@@ -43,17 +43,30 @@ class Prometheus:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (folder / "rules.yml").write_text(yaml.safe_dump(compressed_rules()))
-        (folder / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
-            "rule_files": ["rules.yml"],
-            "scrape_configs": [{"job_name": job, "metrics_path": path, "static_configs": [{"targets": [target]}]}
-                               for job, (target, path) in targets.items()],
-        }))
+        (folder / "prometheus.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+                    "rule_files": ["rules.yml"],
+                    "scrape_configs": [
+                        {"job_name": job, "metrics_path": path, "static_configs": [{"targets": [target]}]}
+                        for job, (target, path) in targets.items()
+                    ],
+                }
+            )
+        )
         self.log = (folder / "prometheus.log").open("wb")
         self.process = subprocess.Popen(
-            [prometheus_path(), f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                prometheus_path(),
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         wait_until(lambda: requests.get(f"{self.url}/-/ready", timeout=1).ok, 30, "prometheus ready", self.process)
 
     def api(self, endpoint: str, **params: str) -> dict:

@@ -65,18 +65,30 @@ def run(exported_models, tmp_path_factory):
     # The primary's role is played by the MobileNet file under the primary's name: the alert depends
     # on routing, not on which network answers, and this keeps the test quick on 2 cores.
     primary_base = serve_tflite(folder / "primary-models", PRIMARY, exported_models / FALLBACK / "1" / "model.tflite")
-    with ModelServer(primary_base, PRIMARY, folder / "primary.log", **MONITORING) as primary, \
-            ModelServer(exported_models, FALLBACK, folder / "fallback.log", **MONITORING) as fallback:
+    with (
+        ModelServer(primary_base, PRIMARY, folder / "primary.log", **MONITORING) as primary,
+        ModelServer(exported_models, FALLBACK, folder / "fallback.log", **MONITORING) as fallback,
+    ):
         primary.start()
         fallback.start()
-        gateway = Gateway(folder / "gateway.log", PRIMARY_URL=f"grpc://{primary.grpc_target}", PRIMARY_MODEL=PRIMARY,
-                          FALLBACK_URL=f"grpc://{fallback.grpc_target}", FALLBACK_MODEL=FALLBACK, HEDGE="false")
+        gateway = Gateway(
+            folder / "gateway.log",
+            PRIMARY_URL=f"grpc://{primary.grpc_target}",
+            PRIMARY_MODEL=PRIMARY,
+            FALLBACK_URL=f"grpc://{fallback.grpc_target}",
+            FALLBACK_MODEL=FALLBACK,
+            HEDGE="false",
+        )
         with gateway:
             gateway.start()
-            prometheus = Prometheus(folder, {
-                "gateway": (gateway.url.removeprefix("http://"), "/metrics"),
-                "primary": (primary.rest.removeprefix("http://"), METRICS_PATH),
-                "fallback": (fallback.rest.removeprefix("http://"), METRICS_PATH)})
+            prometheus = Prometheus(
+                folder,
+                {
+                    "gateway": (gateway.url.removeprefix("http://"), "/metrics"),
+                    "primary": (primary.rest.removeprefix("http://"), METRICS_PATH),
+                    "fallback": (fallback.rest.removeprefix("http://"), METRICS_PATH),
+                },
+            )
             stop = threading.Event()
             load = threading.Thread(target=_traffic, args=(gateway.url, stop), daemon=True)
             result = Run(prometheus, started=time.time())
@@ -84,13 +96,20 @@ def run(exported_models, tmp_path_factory):
                 load.start()
                 # Healthy first: every target up and the recorded fallback ratio evaluated (and zero).
                 try:
-                    wait_until(lambda: len(prometheus.query("up == 1")) == 3
-                               and prometheus.query("job:gateway_fallback_ratio:rate5m == 0") != []
-                               and prometheus.query(PRIMARY_SERVED) != [], 30,
-                               "three targets up, a zero fallback ratio recorded, the primary seen serving")
+                    wait_until(
+                        lambda: (
+                            len(prometheus.query("up == 1")) == 3
+                            and prometheus.query("job:gateway_fallback_ratio:rate5m == 0") != []
+                            and prometheus.query(PRIMARY_SERVED) != []
+                        ),
+                        30,
+                        "three targets up, a zero fallback ratio recorded, the primary seen serving",
+                    )
                 except TimeoutError as exc:
-                    targets = [(t["labels"]["job"], t["health"], t["lastError"])
-                               for t in prometheus.api("targets")["data"]["activeTargets"]]
+                    targets = [
+                        (t["labels"]["job"], t["health"], t["lastError"])
+                        for t in prometheus.api("targets")["data"]["activeTargets"]
+                    ]
                     raise AssertionError(f"{exc}; targets: {targets}") from None
                 result.states += [(-1.0, name, state) for name, state in prometheus.alert_states()]
                 primary.stop(signal.SIGKILL)
@@ -99,7 +118,9 @@ def run(exported_models, tmp_path_factory):
                 while time.monotonic() < deadline:
                     now = time.monotonic() - result.killed
                     result.states += [(now, name, state) for name, state in prometheus.alert_states()]
-                    result.primary_circuit_opened |= bool(prometheus.query('gateway_circuit_state{backend="primary"} == 2'))
+                    result.primary_circuit_opened |= bool(
+                        prometheus.query('gateway_circuit_state{backend="primary"} == 2')
+                    )
                     if ("ClassifierFallbackRatioHigh", "firing") in {(n, s) for _, n, s in result.states} and now > 8:
                         break  # firing, and the no-model rule (for: 2 s here) has had its chance to misfire
                     time.sleep(0.25)
@@ -138,8 +159,13 @@ def test_every_dashboard_query_evaluates_with_data(run):
     assert len(queries) >= 20
     empty = []
     for title, expr in queries:
-        body = run.prometheus.api("query_range", query=expr.replace("$__rate_interval", "10s"),
-                                  start=str(run.started), end=str(time.time()), step="1")
+        body = run.prometheus.api(
+            "query_range",
+            query=expr.replace("$__rate_interval", "10s"),
+            start=str(run.started),
+            end=str(time.time()),
+            step="1",
+        )
         assert not body.get("warnings"), (title, expr, body["warnings"])
         if not body["data"]["result"]:
             empty.append((title, expr))

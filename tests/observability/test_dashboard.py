@@ -42,6 +42,15 @@ def test_panels_have_unique_ids_known_types_and_the_provisioned_datasource():
 
 def test_dashboard_covers_what_operators_asked_for():
     titles = " | ".join(p["title"] for p in committed()["panels"]).lower()
-    for wanted in ("by model", "fallback ratio by reason", "circuit state", "gateway stage", "call to the primary",
-                   "in flight and shed", "batch sizes", "pool saturation", "load state"):
+    for wanted in (
+        "by model",
+        "fallback ratio by reason",
+        "circuit state",
+        "gateway stage",
+        "call to the primary",
+        "in flight and shed",
+        "batch sizes",
+        "pool saturation",
+        "load state",
+    ):
         assert wanted in titles, wanted

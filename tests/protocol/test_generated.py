@@ -8,8 +8,9 @@ from tests.conftest import REPO
 
 
 def test_generated_files_are_current():
-    result = subprocess.run([sys.executable, "-m", "tools.regenerate", "--check"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.regenerate", "--check"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -25,19 +26,30 @@ def test_field_numbers_match_tensorflow():
     theirs = _fields(tensor_pb2.TensorProto.DESCRIPTOR)
     assert {name: theirs[name] for name in ours} == ours
     assert _fields(tfs_tensor_pb2.TensorShapeProto.DESCRIPTOR) == {
-        k: v for k, v in _fields(tensor_shape_pb2.TensorShapeProto.DESCRIPTOR).items() if k in ("dim", "unknown_rank")}
-    assert _fields(tfs_tensor_pb2.TensorShapeProto.Dim.DESCRIPTOR) == _fields(tensor_shape_pb2.TensorShapeProto.Dim.DESCRIPTOR)
+        k: v for k, v in _fields(tensor_shape_pb2.TensorShapeProto.DESCRIPTOR).items() if k in ("dim", "unknown_rank")
+    }
+    assert _fields(tfs_tensor_pb2.TensorShapeProto.Dim.DESCRIPTOR) == _fields(
+        tensor_shape_pb2.TensorShapeProto.Dim.DESCRIPTOR
+    )
     for value in tfs_types_pb2.DataType.DESCRIPTOR.values:
         assert types_pb2.DataType.Value(value.name) == value.number
 
 
 def test_loads_beside_tensorflow_in_one_process():
     """Our messages live in their own package, so a process may load TensorFlow after them."""
-    script = ("import protocol.generated.tfs_predict_pb2\n"
-              "from tensorflow.core.framework import tensor_pb2\n"
-              "print(tensor_pb2.TensorProto.DESCRIPTOR.full_name)\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    script = (
+        "import protocol.generated.tfs_predict_pb2\n"
+        "from tensorflow.core.framework import tensor_pb2\n"
+        "print(tensor_pb2.TensorProto.DESCRIPTOR.full_name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "tensorflow.TensorProto"
 

@@ -18,8 +18,11 @@ from local_mode.processes import Gateway
 
 GRPC, REST = os.environ.get("TFSERVING_GRPC"), os.environ.get("TFSERVING_REST")
 MODEL = "wide_resnet50_2"
-pytestmark = pytest.mark.skipif(not (GRPC and REST), reason="no TensorFlow Serving here (the tensorflow/serving "
-                                "image cannot be pulled); the public CI workflow sets TFSERVING_GRPC/TFSERVING_REST")
+pytestmark = pytest.mark.skipif(
+    not (GRPC and REST),
+    reason="no TensorFlow Serving here (the tensorflow/serving "
+    "image cannot be pulled); the public CI workflow sets TFSERVING_GRPC/TFSERVING_REST",
+)
 
 
 def backend(protocol: str) -> BackendSettings:
@@ -42,8 +45,13 @@ def test_our_clients_speak_to_tensorflow_serving(kind):
 
 
 def test_gateway_uses_tensorflow_serving_as_its_primary(tmp_path):
-    with Gateway(tmp_path / "log", PRIMARY_URL=f"grpc://{GRPC}", PRIMARY_MODEL=MODEL,
-                 PRIMARY_RESIZE_SHORTER="232", REQUEST_DEADLINE_MS="10000") as gateway:
+    with Gateway(
+        tmp_path / "log",
+        PRIMARY_URL=f"grpc://{GRPC}",
+        PRIMARY_MODEL=MODEL,
+        PRIMARY_RESIZE_SHORTER="232",
+        REQUEST_DEADLINE_MS="10000",
+    ) as gateway:
         gateway.start()
         pixels = np.random.default_rng(1).integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
         import io
@@ -52,8 +60,9 @@ def test_gateway_uses_tensorflow_serving_as_its_primary(tmp_path):
 
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, format="PNG")
-        response = requests.post(f"{gateway.url}/classify", data=buffer.getvalue(),
-                                 headers={"Content-Type": "image/png"}, timeout=30)
+        response = requests.post(
+            f"{gateway.url}/classify", data=buffer.getvalue(), headers={"Content-Type": "image/png"}, timeout=30
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["model"] == MODEL and body["fallback"] is False and body["model_version"] == "1"

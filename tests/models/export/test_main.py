@@ -73,7 +73,9 @@ def test_float32_tflite_agrees_with_saved_model(outputs, name):
 @pytest.mark.parametrize("name", MODELS)
 def test_int8_tflite_keeps_the_top5(outputs, name):
     reference, quantised = outputs[name]["float32"], outputs[name]["int8"]
-    overlaps = [len(set(np.argsort(-r)[:5]) & set(np.argsort(-q)[:5])) / 5 for r, q in zip(reference, quantised, strict=True)]
+    overlaps = [
+        len(set(np.argsort(-r)[:5]) & set(np.argsort(-q)[:5])) / 5 for r, q in zip(reference, quantised, strict=True)
+    ]
     print(f"{name}: int8 vs float32 top-5 overlap {np.mean(overlaps):.0%} (per image {overlaps})")
     assert np.mean(overlaps) >= 0.6
 
@@ -100,8 +102,9 @@ def test_saved_model_stores_the_weights_once(exported_models):
 
 
 def _export(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "models.export", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "models.export", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _one_line_error(result, pattern):
@@ -118,8 +121,9 @@ def test_cli_rejects_an_unknown_model(tmp_path):
 def test_cli_rejects_an_unwritable_output(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    _one_line_error(_export("--model", "mobilenet_v3_large", "--weights", "random", "--out", str(blocker / "x")),
-                    "is not writable")
+    _one_line_error(
+        _export("--model", "mobilenet_v3_large", "--weights", "random", "--out", str(blocker / "x")), "is not writable"
+    )
 
 
 def _closed_port() -> int:
@@ -129,17 +133,36 @@ def _closed_port() -> int:
 
 
 def test_cli_fails_fast_when_imagenet_weights_cannot_be_downloaded(tmp_path):
-    result = _export("--model", "wide_resnet50_2", "--weights", "imagenet", "--out", str(tmp_path / "out"),
-                     "--cache-dir", str(tmp_path / "cache"),
-                     "--weights-url", f"http://127.0.0.1:{_closed_port()}/wide_resnet50_2-9ba9bcbe.pth")
+    result = _export(
+        "--model",
+        "wide_resnet50_2",
+        "--weights",
+        "imagenet",
+        "--out",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--weights-url",
+        f"http://127.0.0.1:{_closed_port()}/wide_resnet50_2-9ba9bcbe.pth",
+    )
     _one_line_error(result, "cannot download ImageNet weights")
 
 
 def test_cli_rejects_weights_with_a_wrong_checksum(tmp_path, weights_server):
     folder, base = weights_server
     (folder / "wide_resnet50_2-9ba9bcbe.pth").write_bytes(b"tampered")
-    result = _export("--model", "wide_resnet50_2", "--weights", "imagenet", "--out", str(tmp_path / "out"),
-                     "--cache-dir", str(tmp_path / "cache"), "--weights-url", f"{base}/wide_resnet50_2-9ba9bcbe.pth")
+    result = _export(
+        "--model",
+        "wide_resnet50_2",
+        "--weights",
+        "imagenet",
+        "--out",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--weights-url",
+        f"{base}/wide_resnet50_2-9ba9bcbe.pth",
+    )
     _one_line_error(result, "checksum mismatch")
     assert not (tmp_path / "cache" / "wide_resnet50_2-9ba9bcbe.pth").exists()
 

@@ -12,10 +12,10 @@ def test_reads_what_torch_save_writes(torch, tmp_path):
     base = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
     state = OrderedDict(
         weight=torch.randn(8, 3, 3, 3),
-        transposed=base.transpose(0, 2),          # non-contiguous view: strides matter
-        offset_view=base[1, 1:],                   # shares storage with a non-zero offset
+        transposed=base.transpose(0, 2),  # non-contiguous view: strides matter
+        offset_view=base[1, 1:],  # shares storage with a non-zero offset
         running_var=torch.rand(5, dtype=torch.float64),
-        num_batches_tracked=torch.tensor(7),       # 0-d int64
+        num_batches_tracked=torch.tensor(7),  # 0-d int64
         half=torch.randn(4).half(),
         mask=torch.tensor([True, False]),
         small=torch.tensor([1, -2], dtype=torch.int8),
@@ -42,6 +42,7 @@ def test_reads_a_nested_checkpoint_and_a_module_state_dict(torch, tmp_path):
 class _Evil:
     def __reduce__(self):
         import os
+
         return (os.system, ("echo pwned",))
 
 

@@ -23,6 +23,9 @@ def test_every_imported_module_comes_from_the_server_category():
     assert result.returncode == 0, result.stderr
     locked = set(json.loads((REPO / "Pipfile.lock").read_text())["server"])
     normal = lambda name: name.lower().replace("_", "-")  # noqa: E731
-    missing = {module: owners for module, owners in json.loads(result.stdout).items()
-               if module not in OPTIONAL and not {normal(o) for o in owners} & locked}
+    missing = {
+        module: owners
+        for module, owners in json.loads(result.stdout).items()
+        if module not in OPTIONAL and not {normal(o) for o in owners} & locked
+    }
     assert missing == {}, f"imported by models.server, installed by no package of Pipfile's [server]: {missing}"

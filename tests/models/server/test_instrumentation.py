@@ -26,8 +26,11 @@ def monitored(exported_models, tmp_path_factory):
 def scrape(server: ModelServer) -> dict:
     response = requests.get(f"{server.rest}{DEFAULT_PROMETHEUS_PATH}", timeout=10)
     assert response.status_code == 200 and response.headers["Content-Type"] == "text/plain"
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
 
 
 def test_a_real_server_counts_grpc_and_rest_requests_by_tfserving_status(monitored, images):
@@ -37,8 +40,9 @@ def test_a_real_server_counts_grpc_and_rest_requests_by_tfserving_status(monitor
         stub.Predict(request(images), timeout=10)
         with pytest.raises(grpc.RpcError):
             stub.Predict(tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name="nope")), timeout=10)
-    assert requests.post(f"{monitored.rest}/v1/models/{MOBILENET}:predict",
-                         json={"instances": images[:1].tolist()}, timeout=10).ok
+    assert requests.post(
+        f"{monitored.rest}/v1/models/{MOBILENET}:predict", json={"instances": images[:1].tolist()}, timeout=10
+    ).ok
     assert requests.post(f"{monitored.rest}/v1/models/{MOBILENET}:predict", json={}, timeout=10).status_code == 400
     after = scrape(monitored)
 
@@ -54,8 +58,9 @@ def test_a_real_server_counts_grpc_and_rest_requests_by_tfserving_status(monitor
     assert delta(latency, model_name=MOBILENET, API="Predict", entrypoint="GRPC") == 1
     assert delta(latency, model_name=MOBILENET, API="predict", entrypoint="REST") == 1
     assert delta(":tensorflow:serving:batching_session:processed_batch_size_sum") == 3  # batches of 2 and 1
-    assert delta(":tensorflow:serving:runtime_latency_count", model_name=MOBILENET, API="Predict",
-                 runtime="LiteRT") == 2
+    assert (
+        delta(":tensorflow:serving:runtime_latency_count", model_name=MOBILENET, API="Predict", runtime="LiteRT") == 2
+    )
     assert after[("litert_model_state", (("model_name", MOBILENET), ("state", "AVAILABLE")))] == 1
     assert after[("litert_interpreters", (("model_name", MOBILENET),))] == 2
     assert after[("litert_interpreters_busy", (("model_name", MOBILENET),))] == 0

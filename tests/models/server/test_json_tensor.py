@@ -10,12 +10,15 @@ from hypothesis import strategies as st
 from models.server import json_tensor
 
 
-@pytest.mark.parametrize("body", [
-    b'{"instances": [[1,2,3],[4,5,6]]}',
-    b' {"signature_name": "serving_default", "inputs" : [[[1.5, -2e3, 0.25]]] } ',
-    b'{"instances": [[[[0, 255, 7]]]], "signature_name": ""}',
-    b'{"inputs": [1e-05, -0.5, 0, 10]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [[1,2,3],[4,5,6]]}',
+        b' {"signature_name": "serving_default", "inputs" : [[[1.5, -2e3, 0.25]]] } ',
+        b'{"instances": [[[[0, 255, 7]]]], "signature_name": ""}',
+        b'{"inputs": [1e-05, -0.5, 0, 10]}',
+    ],
+)
 def test_plain_numeric_tensors_become_arrays(body):
     parsed = json_tensor.loads(body)
     reference = json.loads(body)
@@ -28,29 +31,44 @@ def test_plain_numeric_tensors_become_arrays(body):
             assert value == reference[key]
 
 
-@pytest.mark.parametrize("body", [
-    b'{"instances": [[1,2],[3]]}',  # ragged
-    b'{"instances": [[1,2],[3,4,5]], "other": 1}',
-    b'{"instances": [{"images": [1, 2]}]}',  # named rows
-    b'{"instances": []}',
-    b'{"instances": [[]]}',
-    b'{"instances": ["1"]}',
-    b'{"inputs": [true, null]}',
-    b'{"instances": "x"}',
-    b'[1, 2]',
-    b'{"caf\xc3\xa9": 1, "instances": [1]}',  # not ASCII
-    b'{"instances": [18446744073709551616, -9223372036854775809]}',  # numpy would saturate these
-    b'{"instances": [1234567890123456789012.5]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [[1,2],[3]]}',  # ragged
+        b'{"instances": [[1,2],[3,4,5]], "other": 1}',
+        b'{"instances": [{"images": [1, 2]}]}',  # named rows
+        b'{"instances": []}',
+        b'{"instances": [[]]}',
+        b'{"instances": ["1"]}',
+        b'{"inputs": [true, null]}',
+        b'{"instances": "x"}',
+        b"[1, 2]",
+        b'{"caf\xc3\xa9": 1, "instances": [1]}',  # not ASCII
+        b'{"instances": [18446744073709551616, -9223372036854775809]}',  # numpy would saturate these
+        b'{"instances": [1234567890123456789012.5]}',
+    ],
+)
 def test_everything_else_is_what_json_loads_gives(body):
     assert json_tensor.loads(body) == json.loads(body)
 
 
-@pytest.mark.parametrize("body", [
-    b'{"instances": [1,,2]}', b'{"instances": [01]}', b'{"instances": [-01]}', b'{"instances": [1.]}',
-    b'{"instances": [.5]}', b'{"instances": [1, 2]} extra', b'{"instances": [1, 2],}', b'{"instances": [1, 2]',
-    b'{"instances": [1 2]}', b'{"instances": [1e]}', b'{"instances": [--1]}', b'{"instances": [1]]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [1,,2]}',
+        b'{"instances": [01]}',
+        b'{"instances": [-01]}',
+        b'{"instances": [1.]}',
+        b'{"instances": [.5]}',
+        b'{"instances": [1, 2]} extra',
+        b'{"instances": [1, 2],}',
+        b'{"instances": [1, 2]',
+        b'{"instances": [1 2]}',
+        b'{"instances": [1e]}',
+        b'{"instances": [--1]}',
+        b'{"instances": [1]]}',
+    ],
+)
 def test_invalid_json_is_a_value_error(body):
     with pytest.raises(ValueError):
         json.loads(body)
@@ -64,13 +82,24 @@ def test_nesting_too_deep_for_json_loads_is_a_value_error():
         json_tensor.loads(b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
 
 
-tensors = st.integers(1, 4).flatmap(lambda rank: st.lists(st.integers(1, 4), min_size=rank, max_size=rank)).flatmap(
-    lambda shape: st.one_of(
-        st.builds(lambda v: np.array(v, np.int64).reshape(shape),
-                  st.lists(st.integers(-2 ** 40, 2 ** 40), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))),
-        st.builds(lambda v: np.array(v, np.float64).reshape(shape),
-                  st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=int(np.prod(shape)),
-                           max_size=int(np.prod(shape))))))
+tensors = (
+    st.integers(1, 4)
+    .flatmap(lambda rank: st.lists(st.integers(1, 4), min_size=rank, max_size=rank))
+    .flatmap(
+        lambda shape: st.one_of(
+            st.builds(
+                lambda v: np.array(v, np.int64).reshape(shape),
+                st.lists(st.integers(-(2**40), 2**40), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))),
+            ),
+            st.builds(
+                lambda v: np.array(v, np.float64).reshape(shape),
+                st.lists(
+                    st.floats(-1e6, 1e6, allow_nan=False), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))
+                ),
+            ),
+        )
+    )
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -19,8 +19,12 @@ from tests.models.server.conftest import MOBILENET, run_server
 
 
 def _predict(stub, images, timeout=30):
-    response = stub.Predict(tfs_predict_pb2.PredictRequest(model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET),
-                                                       inputs={"images": tensors.to_proto(images)}), timeout=timeout)
+    response = stub.Predict(
+        tfs_predict_pb2.PredictRequest(
+            model_spec=tfs_predict_pb2.ModelSpec(name=MOBILENET), inputs={"images": tensors.to_proto(images)}
+        ),
+        timeout=timeout,
+    )
     return tensors.to_array(response.outputs["probabilities"])
 
 

@@ -15,8 +15,12 @@ def families(metrics: ServerMetrics) -> dict:
 
 
 def samples(metrics: ServerMetrics, name: str) -> dict:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in families(metrics).values() for s in family.samples if s.name.startswith(name)}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in families(metrics).values()
+        for s in family.samples
+        if s.name.startswith(name)
+    }
 
 
 def test_request_count_keeps_tfserving_name_without_total():
@@ -52,8 +56,11 @@ def test_request_latency_is_microseconds_in_tfserving_buckets_and_only_for_ok():
     assert f':tensorflow:serving:request_latency_bucket{{{labels},le="32.4"}} 1\n' in text
     assert f':tensorflow:serving:request_latency_bucket{{{labels},le="+Inf"}} 1\n' in text
     assert f":tensorflow:serving:request_latency_count{{{labels}}} 1\n" in text
-    limits = [line.split('le="')[1].split('"')[0] for line in text.splitlines()
-              if line.startswith(":tensorflow:serving:request_latency_bucket")]
+    limits = [
+        line.split('le="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith(":tensorflow:serving:request_latency_bucket")
+    ]
     # Exponential(10, 1.8, 33): 10, 18, 32.4, ... 10 * 1.8**32, then +Inf.
     assert limits[:4] == ["10", "18", "32.4", "58.32"] and len(limits) == 34 and limits[-1] == "+Inf"
 
@@ -87,7 +94,8 @@ def test_promtool_flags_only_the_tfserving_names_it_cannot_change():
     metrics.record_request("m", "Predict", "GRPC", "OK", 0.01)
     with metrics.waiting_for_interpreter(), metrics.invocation(1):
         pass
-    result = subprocess.run([promtool_path(), "check", "metrics"], input=metrics.exposition(), capture_output=True,
-                            timeout=30)
+    result = subprocess.run(
+        [promtool_path(), "check", "metrics"], input=metrics.exposition(), capture_output=True, timeout=30
+    )
     flagged = [line for line in (result.stdout + result.stderr).decode().splitlines() if line.strip()]
     assert flagged and all(line.startswith(":tensorflow:serving:") for line in flagged), flagged

@@ -17,9 +17,12 @@ def test_rest_and_grpc_name_the_cat_and_the_espresso(efficientnet, shared_dir):
     assert_real_labels(*rest_top1)
 
     with grpc.insecure_channel(efficientnet.grpc_target) as channel:
-        response = tfs_predict_pb2_grpc.PredictionServiceStub(channel).Predict(tfs_predict_pb2.PredictRequest(
-            model_spec=tfs_predict_pb2.ModelSpec(name="efficientnet"), inputs={"args_0": tensors.to_proto(photos)}),
-            timeout=30)
+        response = tfs_predict_pb2_grpc.PredictionServiceStub(channel).Predict(
+            tfs_predict_pb2.PredictRequest(
+                model_spec=tfs_predict_pb2.ModelSpec(name="efficientnet"), inputs={"args_0": tensors.to_proto(photos)}
+            ),
+            timeout=30,
+        )
     assert list(response.outputs) == ["output_0"]
     grpc_probabilities = tensors.to_array(response.outputs["output_0"])
     assert_real_labels(*grpc_probabilities.argmax(axis=1))

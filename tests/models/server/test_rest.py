@@ -21,8 +21,11 @@ def url(server, path=""):
 
 def test_model_status(server):
     body = requests.get(url(server)).json()
-    assert body == {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert body == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     assert requests.get(url(server, "/versions/1")).json() == body
 
 
@@ -63,24 +66,27 @@ def test_predict_columnar_format(server, images, reference):
 IMAGE = np.zeros((224, 224, 3), np.uint8).tolist()
 
 
-@pytest.mark.parametrize(("path", "body", "status", "message"), [
-    (":predict", b"{not json", 400, "JSON Parse error"),
-    (":predict", {"instances": [[1, 2, 3]]}, 400, "must have shape [-1, 224, 224, 3]"),
-    (":predict", {"instances": [np.full((224, 224, 3), 0.5).tolist()]}, 400, "expects uint8 integers"),
-    (":predict", {"instances": [np.full((224, 224, 3), 300).tolist()]}, 400, "outside uint8 range"),
-    (":predict", {"instances": [IMAGE, [[1]]]}, 400, "not a rectangular array"),
-    (":predict", {"instances": [IMAGE] * 5}, 400, "batch of 5 is outside 1..4"),
-    (":predict", {"instances": []}, 400, "non-empty list"),
-    (":predict", {"instances": [IMAGE], "inputs": [IMAGE]}, 400, "exactly one of"),
-    (":predict", {"signature_name": "nope", "instances": [IMAGE]}, 400, '"nope" not found'),
-    (":predict", [1, 2], 400, "must be a JSON object"),
-    ("/versions/7:predict", {"instances": [IMAGE]}, 404, "Specific(mobilenet_v3_large, 7)"),
-    (":classify", {"examples": []}, 404, "Malformed request"),
-    # Each of these was a 500 before: json.loads' RecursionError, int() of over 4,300 digits.
-    (":predict", b'{"instances": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", 400, "nested too deeply"),
-    ("/versions/" + "9" * 4301 + ":predict", {"instances": [IMAGE]}, 400, "Failed to convert version"),
-    ("/versions/9223372036854775808:predict", {"instances": [IMAGE]}, 400, "Failed to convert version"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        (":predict", b"{not json", 400, "JSON Parse error"),
+        (":predict", {"instances": [[1, 2, 3]]}, 400, "must have shape [-1, 224, 224, 3]"),
+        (":predict", {"instances": [np.full((224, 224, 3), 0.5).tolist()]}, 400, "expects uint8 integers"),
+        (":predict", {"instances": [np.full((224, 224, 3), 300).tolist()]}, 400, "outside uint8 range"),
+        (":predict", {"instances": [IMAGE, [[1]]]}, 400, "not a rectangular array"),
+        (":predict", {"instances": [IMAGE] * 5}, 400, "batch of 5 is outside 1..4"),
+        (":predict", {"instances": []}, 400, "non-empty list"),
+        (":predict", {"instances": [IMAGE], "inputs": [IMAGE]}, 400, "exactly one of"),
+        (":predict", {"signature_name": "nope", "instances": [IMAGE]}, 400, '"nope" not found'),
+        (":predict", [1, 2], 400, "must be a JSON object"),
+        ("/versions/7:predict", {"instances": [IMAGE]}, 404, "Specific(mobilenet_v3_large, 7)"),
+        (":classify", {"examples": []}, 404, "Malformed request"),
+        # Each of these was a 500 before: json.loads' RecursionError, int() of over 4,300 digits.
+        (":predict", b'{"instances": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", 400, "nested too deeply"),
+        ("/versions/" + "9" * 4301 + ":predict", {"instances": [IMAGE]}, 400, "Failed to convert version"),
+        ("/versions/9223372036854775808:predict", {"instances": [IMAGE]}, 400, "Failed to convert version"),
+    ],
+)
 def test_predict_errors(server, path, body, status, message):
     if isinstance(body, bytes):
         response = requests.post(url(server, path), data=body)
@@ -103,8 +109,9 @@ def test_unknown_model_and_paths(server):
 
 
 def test_body_over_the_limit_is_refused_with_413(server):
-    response = requests.post(url(server, ":predict"), data=b"[" + b"0," * (3 << 20) + b"0]",
-                             headers={"Content-Type": "application/json"})
+    response = requests.post(
+        url(server, ":predict"), data=b"[" + b"0," * (3 << 20) + b"0]", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413 and "over the limit" in response.json()["error"]
 
 
@@ -126,22 +133,37 @@ def test_server_keeps_serving_after_bad_requests(server, images, reference):
 
 def test_the_app_keeps_its_own_limit_under_any_wsgi_server(exported_models):
     """Outside our waitress (which refuses first), Flask's MAX_CONTENT_LENGTH gives the same JSON 413."""
-    settings = Settings.from_env({"MODEL_NAME": MOBILENET, "MODEL_BASE_PATH": str(exported_models),
-                                  "MAX_REQUEST_BYTES": "2048"})
+    settings = Settings.from_env(
+        {"MODEL_NAME": MOBILENET, "MODEL_BASE_PATH": str(exported_models), "MAX_REQUEST_BYTES": "2048"}
+    )
     versions = ModelVersions(settings, single_model(settings))
     versions.poll()
-    response = create_rest_app(versions, settings.max_request_bytes).test_client().post(
-        f"/v1/models/{MOBILENET}:predict", data=b"[" + b"0," * 2048 + b"0]", content_type="application/json")
+    response = (
+        create_rest_app(versions, settings.max_request_bytes)
+        .test_client()
+        .post(f"/v1/models/{MOBILENET}:predict", data=b"[" + b"0," * 2048 + b"0]", content_type="application/json")
+    )
     assert response.status_code == 413
     assert response.get_json() == {"error": "request body is over the limit of 2048 bytes"}
 
 
-@pytest.mark.parametrize(("dtype", "name"), [("uint16", "DT_UINT16"), ("uint32", "DT_UINT32"), ("uint64", "DT_UINT64"),
-                                             ("float16", "DT_HALF"), ("bool", "DT_BOOL")])
+@pytest.mark.parametrize(
+    ("dtype", "name"),
+    [
+        ("uint16", "DT_UINT16"),
+        ("uint32", "DT_UINT32"),
+        ("uint64", "DT_UINT64"),
+        ("float16", "DT_HALF"),
+        ("bool", "DT_BOOL"),
+    ],
+)
 def test_metadata_names_every_tensor_dtype_as_grpc_does(dtype, name):
     model = LiteRTModel(Settings.from_env({"MODEL_NAME": "m"}), "m", 1, Path("/nowhere"))
     model.input = TensorSpec("x", "serving_default_x:0", np.dtype(dtype), (-1, 3))
     model.output = TensorSpec("y", "StatefulPartitionedCall:0", np.dtype("float32"), (-1, 2))
     signature = metadata(model)["metadata"]["signature_def"]["signature_def"]["serving_default"]
-    assert signature["inputs"]["x"] == {"name": "serving_default_x:0", "dtype": name, "tensor_shape": {
-        "dim": [{"size": "-1", "name": ""}, {"size": "3", "name": ""}], "unknown_rank": False}}
+    assert signature["inputs"]["x"] == {
+        "name": "serving_default_x:0",
+        "dtype": name,
+        "tensor_shape": {"dim": [{"size": "-1", "name": ""}, {"size": "3", "name": ""}], "unknown_rank": False},
+    }

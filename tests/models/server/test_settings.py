@@ -6,13 +6,16 @@ from models.server.settings import DEFAULT_PROMETHEUS_PATH, Settings, SettingsEr
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({}, "MODEL_NAME"),
-    ({"MODEL_NAME": "m", "GRPC_PORT": "abc"}, "GRPC_PORT='abc' is not an integer"),
-    ({"MODEL_NAME": "m", "MAX_BATCH": "0"}, "MAX_BATCH=0 is outside 1..4096"),
-    ({"MODEL_NAME": "a/b"}, "MODEL_NAME='a/b'"),
-    ({"MODEL_NAME": "m", "SHUTDOWN_GRACE_S": "-1"}, "SHUTDOWN_GRACE_S=-1.0 is outside 0.0..600.0"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "MODEL_NAME"),
+        ({"MODEL_NAME": "m", "GRPC_PORT": "abc"}, "GRPC_PORT='abc' is not an integer"),
+        ({"MODEL_NAME": "m", "MAX_BATCH": "0"}, "MAX_BATCH=0 is outside 1..4096"),
+        ({"MODEL_NAME": "a/b"}, "MODEL_NAME='a/b'"),
+        ({"MODEL_NAME": "m", "SHUTDOWN_GRACE_S": "-1"}, "SHUTDOWN_GRACE_S=-1.0 is outside 0.0..600.0"),
+    ],
+)
 def test_settings_errors_name_the_variable(env, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(".", r"\.")):
         Settings.from_env(env)
@@ -33,8 +36,14 @@ def test_monitoring_config_in_tfserving_format(tmp_path):
     assert prometheus_path("") is None
 
 
-@pytest.mark.parametrize("text", ["prometheus_config { enable: yes }", "prometheus { enable: true }",
-                                  'prometheus_config { enable: true, path: "metrics" }'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "prometheus_config { enable: yes }",
+        "prometheus { enable: true }",
+        'prometheus_config { enable: true, path: "metrics" }',
+    ],
+)
 def test_bad_monitoring_config_names_the_variable(tmp_path, text):
     bad = tmp_path / "monitoring.config"
     bad.write_text(text)

@@ -45,17 +45,35 @@ print(json.dumps({"probabilities": probabilities.tolist(), "version": response.m
 @pytest.fixture(scope="module")
 def tfserving_api():
     if not (TARGET / "tensorflow_serving").exists():
-        result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(TARGET),
-                                 f"tensorflow-serving-api=={VERSION}"], capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(TARGET),
+                f"tensorflow-serving-api=={VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if result.returncode != 0:
             pytest.skip(f"tensorflow-serving-api=={VERSION} could not be installed: {result.stderr[-300:]}")
     return TARGET
 
 
 def test_tfserving_client_predicts_and_reads_metadata(server, tfserving_api, reference):
-    result = subprocess.run([sys.executable, "-c", CLIENT, server.grpc_target, str(tfserving_api), MOBILENET],
-                            capture_output=True, text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3",
-                                                                               "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT, server.grpc_target, str(tfserving_api), MOBILENET],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     images = np.random.default_rng(5).integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
@@ -87,8 +105,13 @@ def test_our_model_config_means_the_same_to_tfserving(tfserving_api):
         "model_version_policy { specific { versions: 1 versions: 2 } } "
         "version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 } } }"
     )
-    result = subprocess.run([sys.executable, "-c", CONFIGS, str(tfserving_api), model_config],
-                            capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", CONFIGS, str(tfserving_api), model_config],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     ours = text_format.Parse(model_config, ModelServerConfig()).SerializeToString(deterministic=True)
     assert ours.hex() == result.stdout.strip()
@@ -115,13 +138,19 @@ def test_tfserving_client_names_a_version_label(exported_models, tfserving_api, 
     for version in (3, 4):
         serve_tflite(tmp_path, MOBILENET, exported_models / MOBILENET / "1" / "model.tflite", version)
     config = tmp_path / "models.config"
-    config.write_text(f"model_config_list {{ config {{ name: '{MOBILENET}' base_path: '{tmp_path / MOBILENET}' "
-                      "model_version_policy { all {} } version_labels { key: 'stable' value: 3 } "
-                      "version_labels { key: 'canary' value: 4 } } }")
+    config.write_text(
+        f"model_config_list {{ config {{ name: '{MOBILENET}' base_path: '{tmp_path / MOBILENET}' "
+        "model_version_policy { all {} } version_labels { key: 'stable' value: 3 } "
+        "version_labels { key: 'canary' value: 4 } } }"
+    )
     with ModelServer(tmp_path, MOBILENET, tmp_path / "log", MODEL_NAME="", MODEL_CONFIG_FILE=str(config)) as server:
         server.start()
-        result = subprocess.run([sys.executable, "-c", LABEL_CLIENT, server.grpc_target, str(tfserving_api), MOBILENET],
-                                capture_output=True, text=True, timeout=300,
-                                env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+        result = subprocess.run(
+            [sys.executable, "-c", LABEL_CLIENT, server.grpc_target, str(tfserving_api), MOBILENET],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+        )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["stable", "3", "canary", "4"]

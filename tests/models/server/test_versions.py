@@ -182,15 +182,36 @@ def test_versions_share_the_models_metrics(base, tmp_path):
     config = tmp_path / "models.config"
     config.write_text(model_config(base, "model_version_policy { all {} }", {"stable": 1, "canary": 2}))
     monitoring = REPO / "models" / "primary" / "monitoring.config"
-    with ModelServer(base, MOBILENET, tmp_path / "log", MODEL_NAME="", MODEL_CONFIG_FILE=str(config),
-                     INTERPRETERS="2", MONITORING_CONFIG_FILE=str(monitoring)) as server:
+    with ModelServer(
+        base,
+        MOBILENET,
+        tmp_path / "log",
+        MODEL_NAME="",
+        MODEL_CONFIG_FILE=str(config),
+        INTERPRETERS="2",
+        MONITORING_CONFIG_FILE=str(monitoring),
+    ) as server:
         server.start()
         wait_until(lambda: served_versions(server) == {"1": "AVAILABLE", "2": "AVAILABLE"}, 10, "both versions")
         assert predict(server, version_label="stable") == 1 and predict(server, version_label="canary") == 2
         metrics = scrape(server)
-    assert metrics[(":tensorflow:serving:request_latency_count",
-                    (("API", "Predict"), ("entrypoint", "GRPC"), ("model_name", MOBILENET)))] == 2
-    assert metrics[(":tensorflow:serving:runtime_latency_count",
-                    (("API", "Predict"), ("model_name", MOBILENET), ("runtime", "LiteRT")))] == 2
+    assert (
+        metrics[
+            (
+                ":tensorflow:serving:request_latency_count",
+                (("API", "Predict"), ("entrypoint", "GRPC"), ("model_name", MOBILENET)),
+            )
+        ]
+        == 2
+    )
+    assert (
+        metrics[
+            (
+                ":tensorflow:serving:runtime_latency_count",
+                (("API", "Predict"), ("model_name", MOBILENET), ("runtime", "LiteRT")),
+            )
+        ]
+        == 2
+    )
     assert metrics[("litert_model_state", (("model_name", MOBILENET), ("state", "AVAILABLE")))] == 1
     assert metrics[("litert_interpreters", (("model_name", MOBILENET),))] == 4
