@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=20000)
     args = parser.parse_args(argv)
     metrics = ServerMetrics("m")
-    metrics.watch(lambda: "AVAILABLE", interpreters=2)
+    metrics.watch(lambda: "AVAILABLE", interpreters=lambda: 2)
     record = timed(lambda: per_request(metrics), args.count, warmup=1000)
     for status in ("INVALID_ARGUMENT", "NOT_FOUND", "UNAVAILABLE"):
         metrics.record_request("m", "Predict", "GRPC", status, 0.001)

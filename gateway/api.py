@@ -110,7 +110,10 @@ def readyz() -> Response:
     backends = service.backend_states()
     draining = service.draining.is_set()
     ready = not draining and any(b["state"] == "AVAILABLE" for b in backends.values())
-    response = jsonify({"ready": ready, "draining": draining, "backends": backends})
+    body = {"ready": ready, "draining": draining, "backends": backends}
+    if service.canary is not None:
+        body["canary"] = service.canary.judge.snapshot()
+    response = jsonify(body)
     response.status_code = 200 if ready else 503
     return response
 

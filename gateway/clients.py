@@ -54,7 +54,9 @@ def failure_reason(error: BaseException) -> str:
 class ModelClient(Protocol):
     settings: BackendSettings
 
-    def submit(self, batch: np.ndarray, timeout_s: float) -> Future[Prediction]: ...
+    def submit(self, batch: np.ndarray, timeout_s: float, label: str | None = None) -> Future[Prediction]:
+        """Predict on the model's newest version, or the one TF-Serving's version ``label`` names."""
+        ...
 
     def status(self, timeout_s: float) -> str: ...
 
@@ -81,25 +83,39 @@ class _PooledClient:
         self.settings = settings
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"call-{settings.role}")
 
-    def submit(self, batch: np.ndarray, timeout_s: float) -> Future[Prediction]:
-        return self._pool.submit(self._predict, batch, max(timeout_s, 0.001))
+    def submit(self, batch: np.ndarray, timeout_s: float, label: str | None = None) -> Future[Prediction]:
+        return self._pool.submit(self._predict, batch, max(timeout_s, 0.001), label)
 
-    def _predict(self, batch: np.ndarray, timeout_s: float) -> Prediction:
+    def _predict(self, batch: np.ndarray, timeout_s: float, label: str | None) -> Prediction:
         raise NotImplementedError
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _channel(settings: BackendSettings) -> grpc.Channel:
+    tls = settings.tls
+    if tls is None:
+        return grpc.insecure_channel(settings.target, options=_GRPC_OPTIONS)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.ca.read_bytes(),
+        private_key=tls.key.read_bytes() if tls.key else None,
+        certificate_chain=tls.cert.read_bytes() if tls.cert else None,
+    )
+    return grpc.secure_channel(settings.target, credentials, options=_GRPC_OPTIONS)
+
+
 class GrpcModelClient(_PooledClient):
     def __init__(self, settings: BackendSettings, workers: int = 16):
         super().__init__(settings, workers)
-        self._channel = grpc.insecure_channel(settings.target, options=_GRPC_OPTIONS)
+        self._channel = _channel(settings)
         self._stub = tfs_predict_pb2_grpc.PredictionServiceStub(self._channel)
-        self._spec = tfs_predict_pb2.ModelSpec(name=settings.model, signature_name=SIGNATURE)
 
-    def _predict(self, batch: np.ndarray, timeout_s: float) -> Prediction:
-        request = tfs_predict_pb2.PredictRequest(model_spec=self._spec, inputs={INPUT_NAME: tensors.to_proto(batch)})
+    def _predict(self, batch: np.ndarray, timeout_s: float, label: str | None) -> Prediction:
+        spec = tfs_predict_pb2.ModelSpec(name=self.settings.model, signature_name=SIGNATURE)
+        if label:  # setting the oneof even to "" would name the label ""
+            spec.version_label = label
+        request = tfs_predict_pb2.PredictRequest(model_spec=spec, inputs={INPUT_NAME: tensors.to_proto(batch)})
         try:
             response = self._stub.Predict(request, timeout=timeout_s)
         except grpc.RpcError as exc:
@@ -124,7 +140,7 @@ class GrpcModelClient(_PooledClient):
             )
             return "AVAILABLE"
         except grpc.RpcError as exc:
-            return f"UNAVAILABLE ({exc.code().name})"
+            return f"UNAVAILABLE ({exc.code().name}: {exc.details()})"
 
     def close(self) -> None:
         super().close()
@@ -138,15 +154,23 @@ class RestModelClient(_PooledClient):
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=workers, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._predict_url = f"{settings.target}/v1/models/{settings.model}:predict"
-        self._status_url = f"{settings.target}/v1/models/{settings.model}"
-        self._version: str | None = None  # REST predict answers carry no version; status calls do
+        # Per call, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        self._tls: dict = {}
+        if settings.tls is not None:
+            self._tls["verify"] = str(settings.tls.ca)
+            if settings.tls.cert and settings.tls.key:
+                self._tls["cert"] = (str(settings.tls.cert), str(settings.tls.key))
+        self._model_url = f"{settings.target}/v1/models/{settings.model}"
+        self._status_url = self._model_url
+        # REST predict answers carry no version; status calls do (the newest, or a label's).
+        self._versions: dict[str | None, str] = {}
 
-    def _predict(self, batch: np.ndarray, timeout_s: float) -> Prediction:
+    def _predict(self, batch: np.ndarray, timeout_s: float, label: str | None) -> Prediction:
         body = json.dumps({"signature_name": SIGNATURE, "instances": batch.tolist()})
+        url = f"{self._model_url}/labels/{label}:predict" if label else f"{self._model_url}:predict"
         try:
             response = self._session.post(
-                self._predict_url, data=body, timeout=timeout_s, headers={"Content-Type": "application/json"}
+                url, data=body, timeout=timeout_s, headers={"Content-Type": "application/json"}, **self._tls
             )
         except requests.Timeout as exc:
             raise BackendError("timeout", str(exc)) from None
@@ -159,18 +183,28 @@ class RestModelClient(_PooledClient):
             predictions = np.asarray(response.json()["predictions"], dtype=np.float32)
         except (ValueError, KeyError, TypeError) as exc:
             raise BackendError("error", f"malformed answer: {exc}") from None
-        return Prediction(check_output(predictions, len(batch)), self._version)
+        if label is not None and label not in self._versions:
+            self._label_version(label, timeout_s)
+        return Prediction(check_output(predictions, len(batch)), self._versions.get(label))
+
+    def _label_version(self, label: str, timeout_s: float) -> None:
+        """Learn once which version a label names (a status call), for answers' model_version."""
+        try:
+            response = self._session.get(f"{self._model_url}/labels/{label}", timeout=timeout_s, **self._tls)
+            self._versions[label] = str(response.json()["model_version_status"][0]["version"])
+        except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):
+            pass
 
     def status(self, timeout_s: float) -> str:
         try:
-            response = self._session.get(self._status_url, timeout=timeout_s)
+            response = self._session.get(self._status_url, timeout=timeout_s, **self._tls)
             versions = response.json()["model_version_status"]
             available = [str(v["version"]) for v in versions if v["state"] == "AVAILABLE"]
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-            return f"UNAVAILABLE ({type(exc).__name__})"
+            return f"UNAVAILABLE ({type(exc).__name__}: {str(exc)[:300]})"
         if not available:
             return f"UNAVAILABLE ({', '.join(v['state'] for v in versions) or 'no version'})"
-        self._version = available[-1]
+        self._versions = {None: available[-1]}  # labels are learnt again: they may have moved
         return "AVAILABLE"
 
     def close(self) -> None:

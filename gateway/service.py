@@ -9,6 +9,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from gateway.breaker import CircuitBreaker, State
+from gateway.canary import CanaryClient
 from gateway.clients import ModelClient, make_client
 from gateway.labels import load_labels
 from gateway.memory_budget import MemoryBudget
@@ -73,6 +74,7 @@ class Service:
     # queueing behind one another on a frozen backend (7 callers took 2 s; a probe allows 2 s).
     _status_checks: dict[str, Future] = field(default_factory=dict)
     _status_lock: threading.Lock = field(default_factory=threading.Lock)
+    canary: CanaryClient | None = None
 
     @classmethod
     def build(
@@ -90,8 +92,12 @@ class Service:
             metrics.circuit_transitions.labels(name, new.name.lower()).inc()
 
         backends = {}
+        canary = None
         policy = settings.breaker
         for backend in settings.backends:
+            client = factory(backend)
+            if backend.role == "primary" and settings.canary is not None:
+                client = canary = CanaryClient(client, settings.canary, metrics.registry)
             breaker = CircuitBreaker(
                 backend.role,
                 policy.failures,
@@ -101,7 +107,7 @@ class Service:
                 on_transition=transition,
             )
             metrics.circuit_state.labels(backend.role).set(State.CLOSED.value)
-            backends[backend.role] = Backend(backend, factory(backend), breaker)
+            backends[backend.role] = Backend(backend, client, breaker)
         return cls(
             settings=settings,
             router=Router(settings, backends, metrics),
@@ -112,6 +118,7 @@ class Service:
             status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"),
             memory=MemoryBudget(settings.memory_budget_bytes),
             fetcher=UrlFetcher(settings.url_fetch),
+            canary=canary,
         )
 
     def backend_states(self) -> dict[str, dict]:

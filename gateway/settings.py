@@ -3,12 +3,16 @@
 Each backend is ``<ROLE>_URL`` (``grpc://host:8500`` or ``http://host:8501``), ``<ROLE>_MODEL`` and a
 resize policy (``<ROLE>_RESIZE_SHORTER``, ``<ROLE>_INTERPOLATION``, or ``<ROLE>_MANIFEST`` naming an
 export's manifest.json), for ROLE in PRIMARY and FALLBACK. Either backend may be left out, not both.
+``<ROLE>_TLS_CA`` (PEM file) turns on TLS to that backend, verified against that CA;
+``<ROLE>_TLS_CERT`` and ``<ROLE>_TLS_KEY`` add the client certificate a server with
+``client_verify`` requires (mutual TLS).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +28,13 @@ DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "imagenet1k_labels.j
 
 
 @dataclass(frozen=True)
+class ClientTls:
+    ca: Path  # the CA the backend's certificate must chain to
+    cert: Path | None  # client certificate and key, for servers that require one
+    key: Path | None
+
+
+@dataclass(frozen=True)
 class BackendSettings:
     role: str  # "primary" or "fallback"
     url: str
@@ -31,6 +42,22 @@ class BackendSettings:
     target: str  # host:port for gRPC, base URL for REST
     model: str
     policy: ResizePolicy
+    tls: ClientTls | None = None
+
+
+@dataclass(frozen=True)
+class CanarySettings:
+    """A share of primary calls to TF-Serving's ``canary`` label, judged against ``stable``."""
+
+    share: float  # CANARY_SHARE
+    window_s: float  # sliding window the arms are compared over
+    min_requests: int  # canary calls in the window before any verdict
+    max_error_rate_increase: float  # canary error rate minus stable's
+    max_fallback_rate_increase: float  # share of canary calls whose answer did not serve, minus stable's
+    max_p95_ratio: float  # canary p95 over stable p95 ...
+    p95_slack_s: float  # ... plus this, so millisecond noise on fast models is no verdict
+    max_disagreement: float  # share of mirrored calls whose top-1 class differs
+    grace_s: float  # how long a canary call may trail stable's answer and still serve
 
 
 @dataclass(frozen=True)
@@ -74,6 +101,7 @@ class Settings:
     shutdown_grace_s: float
     url_fetch: UrlFetchSettings
     max_batch_images: int
+    canary: CanarySettings | None = None
 
     @property
     def backends(self) -> list[BackendSettings]:
@@ -125,7 +153,10 @@ class Settings:
             shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 10.0, 0.0, 600.0),
             url_fetch=UrlFetchSettings.from_env(reader, max_body_bytes),
             max_batch_images=reader.int("MAX_BATCH_IMAGES", 16, 1, 1024),
+            canary=_canary(reader),
         )
+        if settings.canary is not None and primary is None:
+            raise SettingsError("CANARY_SHARE needs PRIMARY_URL: the canary is a version of the primary model")
         if settings.memory_budget_bytes < 2 * settings.max_body_bytes:
             raise SettingsError(
                 f"MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} must hold at least two "
@@ -159,6 +190,23 @@ def _hedge(reader: EnvReader) -> HedgeSettings:
     )
 
 
+def _canary(reader: EnvReader) -> CanarySettings | None:
+    share = reader.float("CANARY_SHARE", 0.0, 0.0, 1.0)
+    if share == 0:
+        return None
+    return CanarySettings(
+        share=share,
+        window_s=reader.float("CANARY_WINDOW_S", 60.0, 1.0, 86_400.0),
+        min_requests=reader.int("CANARY_MIN_REQUESTS", 20, 1, 1_000_000),
+        max_error_rate_increase=reader.float("CANARY_MAX_ERROR_RATE_INCREASE", 0.05, 0.0, 1.0),
+        max_fallback_rate_increase=reader.float("CANARY_MAX_FALLBACK_RATE_INCREASE", 0.05, 0.0, 1.0),
+        max_p95_ratio=reader.float("CANARY_MAX_P95_RATIO", 1.5, 1.0, 100.0),
+        p95_slack_s=reader.milliseconds("CANARY_P95_SLACK_MS", 20, 0, 60_000),
+        max_disagreement=reader.float("CANARY_MAX_DISAGREEMENT", 0.1, 0.0, 1.0),
+        grace_s=reader.milliseconds("CANARY_GRACE_MS", 100, 0, 60_000),
+    )
+
+
 def _backend(reader: EnvReader, role: str) -> BackendSettings | None:
     prefix = role.upper()
     url = reader.raw(f"{prefix}_URL")
@@ -176,7 +224,43 @@ def _backend(reader: EnvReader, role: str) -> BackendSettings | None:
         raise SettingsError(f"{prefix}_MODEL is required with {prefix}_URL (the TF-Serving model name)")
     protocol = "grpc" if parts.scheme == "grpc" else "rest"
     target = f"{parts.hostname}:{port}" if protocol == "grpc" else f"{parts.scheme}://{parts.hostname}:{port}"
-    return BackendSettings(role, url, protocol, target, model, _policy(reader, prefix))
+    tls = _tls(reader, prefix, parts.scheme)
+    return BackendSettings(role, url, protocol, target, model, _policy(reader, prefix), tls)
+
+
+def _tls(reader: EnvReader, prefix: str, scheme: str) -> ClientTls | None:
+    """Check the CA, certificate and key load as OpenSSL will load them for every connection."""
+    ca, cert, key = (reader.raw(f"{prefix}_TLS_{part}") for part in ("CA", "CERT", "KEY"))
+    if bool(cert) != bool(key):
+        raise SettingsError(f"{prefix}_TLS_CERT and {prefix}_TLS_KEY go together: set both or neither")
+    if not ca:
+        if cert:
+            raise SettingsError(f"{prefix}_TLS_CERT needs {prefix}_TLS_CA, the CA the server's certificate chains to")
+        return None
+    if scheme == "http":
+        raise SettingsError(f"{prefix}_TLS_CA is set but {prefix}_URL is http://; use https:// (or grpc://)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=ca)
+    except ssl.SSLError:  # an OSError too: first
+        raise SettingsError(f"{prefix}_TLS_CA={ca}: holds no PEM certificate") from None
+    except OSError as exc:
+        raise SettingsError(f"{prefix}_TLS_CA={ca}: cannot read it ({exc.strerror})") from None
+    if context.cert_store_stats()["x509_ca"] == 0:
+        raise SettingsError(f"{prefix}_TLS_CA={ca}: holds no CA certificate (basicConstraints CA:TRUE)")
+    if cert:
+        try:
+            context.load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            raise SettingsError(
+                f"{prefix}_TLS_CERT={cert} / {prefix}_TLS_KEY={key}: not a matching PEM certificate "
+                f"and key ({exc.reason})"
+            ) from None
+        except OSError as exc:
+            raise SettingsError(
+                f"{prefix}_TLS_CERT={cert} / {prefix}_TLS_KEY={key}: cannot read ({exc.strerror})"
+            ) from None
+    return ClientTls(Path(ca), Path(cert) if cert else None, Path(key) if key else None)
 
 
 def _policy(reader: EnvReader, prefix: str) -> ResizePolicy:

@@ -81,8 +81,13 @@ class Service:
 
 
 class ModelServer(Service):
-    def __init__(self, base: Path, name: str, log: Path | None, **env: str):
+    """``client_tls`` (CA, client certificate, key) is how to reach a server run with SSL_CONFIG_FILE."""
+
+    def __init__(
+        self, base: Path, name: str, log: Path | None, client_tls: tuple[Path, Path, Path] | None = None, **env: str
+    ):
         self.name = name
+        self.client_tls = client_tls
         self.grpc_port, self.rest_port = free_port(), free_port()
         super().__init__(
             ["-m", "models.server"],
@@ -99,7 +104,14 @@ class ModelServer(Service):
 
     @property
     def rest(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
+        return f"{'https' if self.client_tls else 'http'}://127.0.0.1:{self.rest_port}"
+
+    def requests_tls(self) -> dict:
+        """``verify`` and ``cert`` for requests when the server speaks TLS."""
+        if self.client_tls is None:
+            return {}
+        ca, cert, key = self.client_tls
+        return {"verify": str(ca), "cert": (str(cert), str(key))}
 
     @property
     def grpc_target(self) -> str:
@@ -108,12 +120,12 @@ class ModelServer(Service):
     def start(self, timeout: float = 60) -> ModelServer:
         super().start()
         url = f"{self.rest}/v1/models/{self.name}"
-        wait_until(
-            lambda: requests.get(url, timeout=1).json()["model_version_status"][0]["state"] == "AVAILABLE",
-            timeout,
-            f"{self.name} AVAILABLE",
-            self.process,
-        )
+
+        def available() -> bool:
+            versions = requests.get(url, timeout=1, **self.requests_tls()).json().get("model_version_status", [])
+            return any(v["state"] == "AVAILABLE" for v in versions)
+
+        wait_until(available, timeout, f"{self.name} AVAILABLE", self.process)
         return self
 
 

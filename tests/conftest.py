@@ -105,3 +105,32 @@ def torch():
     import torch as module
 
     return module
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory):
+    """Certificates for mutual TLS on 127.0.0.1: a CA, its server and client certificates, an
+    expired client certificate, and a client certificate from another CA."""
+    import datetime
+    from types import SimpleNamespace
+
+    from tools.certificates import issue, make_ca, ssl_config_text
+
+    out = tmp_path_factory.mktemp("pki")
+    ca, stranger_ca = make_ca(), make_ca("someone else's CA")
+    server = issue(ca, "localhost", server=True, hosts=("localhost", "127.0.0.1"))
+    long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
+    files = SimpleNamespace(ca_issued=ca, server_issued=server, dir=out)
+    files.ca = out / "ca.crt"
+    files.ca.write_bytes(ca.cert_pem)
+    files.stranger_ca = out / "stranger-ca.crt"
+    files.stranger_ca.write_bytes(stranger_ca.cert_pem)
+    files.server_cert, files.server_key = server.write(out, "server")
+    files.client = issue(ca, "gateway", server=False).write(out, "client")
+    files.expired = issue(
+        ca, "gateway", server=False, not_before=long_ago, not_after=long_ago + datetime.timedelta(days=1)
+    ).write(out, "expired")
+    files.untrusted = issue(stranger_ca, "gateway", server=False).write(out, "untrusted")
+    files.ssl_config = out / "server.ssl_config"
+    files.ssl_config.write_text(ssl_config_text(server, ca))
+    return files

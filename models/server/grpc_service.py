@@ -1,4 +1,4 @@
-"""tensorflow.serving.PredictionService (Predict, GetModelMetadata) over one LiteRTModel."""
+"""tensorflow.serving.PredictionService (Predict, GetModelMetadata) over a model's served versions."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from google.protobuf import any_pb2, wrappers_pb2
 from models.server.errors import InvalidArgument, ServingError
 from models.server.instrumentation import MetricsInterceptor
 from models.server.model import LiteRTModel, TensorSpec
+from models.server.versions import ModelVersions
 from protocol import tensors
 from protocol.contract import SIGNATURE
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
@@ -46,28 +47,31 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
         )
 
 
-def _version(spec: tfs_predict_pb2.ModelSpec) -> int | None:
-    if spec.WhichOneof("version_choice") == "version_label":
-        raise InvalidArgument("version labels are not supported; use a numeric version")
-    return spec.version.value if spec.HasField("version") else None
+def _resolve(versions: ModelVersions, spec: tfs_predict_pb2.ModelSpec) -> LiteRTModel:
+    """The version a ModelSpec names: ``version``, ``version_label`` or neither (the newest)."""
+    choice = spec.WhichOneof("version_choice")
+    return versions.resolve(
+        spec.name,
+        spec.version.value if choice == "version" else None,
+        spec.version_label if choice == "version_label" else None,
+    )
+
+
+def _spec(model: LiteRTModel) -> tfs_predict_pb2.ModelSpec:
+    """Names the version that answered, as TF-Serving does."""
+    return tfs_predict_pb2.ModelSpec(
+        name=model.name, signature_name=SIGNATURE, version=wrappers_pb2.Int64Value(value=model.version)
+    )
 
 
 class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, model: LiteRTModel):
-        self.model = model
-
-    def _spec(self) -> tfs_predict_pb2.ModelSpec:
-        return tfs_predict_pb2.ModelSpec(
-            name=self.model.name,
-            signature_name=SIGNATURE,
-            version=wrappers_pb2.Int64Value(value=self.model.version or 0),
-        )
+    def __init__(self, versions: ModelVersions):
+        self.versions = versions
 
     def Predict(
         self, request: tfs_predict_pb2.PredictRequest, context: grpc.ServicerContext
     ) -> tfs_predict_pb2.PredictResponse:
-        model = self.model
-        model.check(request.model_spec.name, _version(request.model_spec))
+        model = _resolve(self.versions, request.model_spec)
         assert model.output is not None
         output = model.output.name
 
@@ -82,25 +86,24 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
             return tensors.to_array(next(iter(request.inputs.values())), max_elements=limit)
 
         result = model.infer(request.model_spec.signature_name, read_batch)
-        return tfs_predict_pb2.PredictResponse(model_spec=self._spec(), outputs={output: tensors.to_proto(result)})
+        return tfs_predict_pb2.PredictResponse(model_spec=_spec(model), outputs={output: tensors.to_proto(result)})
 
     def GetModelMetadata(
         self, request: tfs_predict_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
     ) -> tfs_predict_pb2.GetModelMetadataResponse:
-        model = self.model
-        model.check(request.model_spec.name, _version(request.model_spec))
+        model = _resolve(self.versions, request.model_spec)
         fields = set(request.metadata_field)
         if fields != {"signature_def"}:
             raise InvalidArgument("metadata_field must be exactly ['signature_def']")
         packed = any_pb2.Any()
         packed.Pack(tfs_predict_pb2.SignatureDefMap(signature_def={SIGNATURE: model.signature_def()}))
-        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=self._spec(), metadata={"signature_def": packed})
+        return tfs_predict_pb2.GetModelMetadataResponse(model_spec=_spec(model), metadata={"signature_def": packed})
 
 
-def create_grpc_server(model: LiteRTModel, workers: int, max_message_bytes: int) -> grpc.Server:
+def create_grpc_server(versions: ModelVersions, workers: int, max_message_bytes: int) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        interceptors=[MetricsInterceptor(model.metrics), ErrorMappingInterceptor()],
+        interceptors=[MetricsInterceptor(versions.metrics), ErrorMappingInterceptor()],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -108,5 +111,5 @@ def create_grpc_server(model: LiteRTModel, workers: int, max_message_bytes: int)
         # Past this many queued calls new ones fail fast with RESOURCE_EXHAUSTED instead of waiting.
         maximum_concurrent_rpcs=workers * 4,
     )
-    tfs_predict_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(model), server)
+    tfs_predict_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(versions), server)
     return server

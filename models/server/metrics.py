@@ -89,7 +89,7 @@ class _Sampler:
 
 
 class _ModelStateCollector(Collector):
-    def __init__(self, model_name: str, state: Callable[[], str], interpreters: int):
+    def __init__(self, model_name: str, state: Callable[[], str], interpreters: Callable[[], int]):
         self.model_name, self.state, self.interpreters = model_name, state, interpreters
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -101,7 +101,7 @@ class _ModelStateCollector(Collector):
             state.add_metric([self.model_name, name], float(name == current))
         yield state
         pool = GaugeMetricFamily("litert_interpreters", "Interpreters in the pool", labels=["model_name"])
-        pool.add_metric([self.model_name], self.interpreters)
+        pool.add_metric([self.model_name], self.interpreters())
         yield pool
 
 
@@ -141,8 +141,8 @@ class ServerMetrics:
             registry=r,
         ).labels(model_name)
 
-    def watch(self, state: Callable[[], str], interpreters: int) -> None:
-        """Report the load state (read at each scrape) and the pool size."""
+    def watch(self, state: Callable[[], str], interpreters: Callable[[], int]) -> None:
+        """Report the load state and the interpreters of every loaded version, both read at each scrape."""
         self.registry.register(_ModelStateCollector(self.model_name, state, interpreters))
 
     def record_request(self, model_name: str, api: str, entrypoint: str, status: str, seconds: float) -> None:

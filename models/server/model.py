@@ -1,4 +1,4 @@
-"""One served model: the newest version's .tflite behind a pool of LiteRT interpreters.
+"""One served model version: its .tflite behind a pool of LiteRT interpreters.
 
 Each interpreter serves one request at a time (LiteRT interpreters are not thread-safe);
 ``invoke`` releases the GIL, so a pool of N interpreters runs N requests on N cores at once.
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from models.server.errors import InvalidArgument, NotFound, Unavailable
+from models.server.errors import InvalidArgument
 from models.server.metrics import ServerMetrics
 from models.server.settings import Settings
 from protocol import tensors
@@ -48,15 +48,6 @@ def check_signature(name: str) -> None:
         raise InvalidArgument(f'Serving signature name: "{name}" not found in signature def')
 
 
-def find_version(base: Path, name: str) -> tuple[int, Path]:
-    """TF-Serving's default version policy: the highest numeric version folder wins."""
-    model_dir = base / name
-    versions = sorted(int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit())
-    if not versions:
-        raise FileNotFoundError(f"no numeric version folder under {model_dir}")
-    return versions[-1], model_dir / str(versions[-1])
-
-
 class _Slot:
     """An interpreter with the indices of its only input and output, resized on demand."""
 
@@ -78,10 +69,14 @@ class _Slot:
 
 
 class LiteRTModel:
-    def __init__(self, settings: Settings):
+    def __init__(
+        self, settings: Settings, name: str, version: int, directory: Path, metrics: ServerMetrics | None = None
+    ):
+        """``metrics``: the model's, shared by its versions (ModelVersions); a version alone gets its own."""
         self.settings = settings
-        self.name = settings.model_name
-        self.version: int | None = None
+        self.name = name
+        self.version = version
+        self.directory = directory
         self.state = State.START
         self.error: str | None = None
         self.input: TensorSpec | None = None
@@ -89,8 +84,7 @@ class LiteRTModel:
         # LIFO: under light load the most recently used interpreter (weights warm in cache) serves.
         self._pool: queue.LifoQueue[_Slot] = queue.LifoQueue()
         self._ready = threading.Event()
-        self.metrics = ServerMetrics(self.name)
-        self.metrics.watch(lambda: self.state.value, settings.interpreters)
+        self.metrics = metrics or ServerMetrics(name)
 
     @property
     def ready(self) -> bool:
@@ -100,8 +94,7 @@ class LiteRTModel:
         """Load every interpreter and run one warm-up inference; only then become AVAILABLE."""
         self.state = State.LOADING
         try:
-            self.version, version_dir = find_version(self.settings.model_base_path, self.name)
-            path = version_dir / self.settings.model_file
+            path = self.directory / self.settings.model_file
             slots = [_Slot(path, self.settings.interpreter_threads) for _ in range(self.settings.interpreters)]
             self.input, self.output = _describe(slots[0].interpreter)
             for slot in slots:
@@ -113,7 +106,7 @@ class LiteRTModel:
         except Exception as exc:
             self.state = State.END
             self.error = f"{type(exc).__name__}: {exc}"
-            log.error("model %s failed to load: %s", self.name, self.error)
+            log.error("model %s version %s failed to load: %s", self.name, self.version, self.error)
             raise
         self.state = State.AVAILABLE
         self._ready.set()
@@ -126,16 +119,8 @@ class LiteRTModel:
             self.settings.interpreter_threads,
         )
 
-    def check(self, name: str, version: int | None) -> None:
-        if name != self.name:
-            raise NotFound(f"Servable not found for request: Latest({name})")
-        if not self.ready:
-            raise Unavailable(f"Servable {self.name} is not available yet (state {self.state.value})")
-        if version is not None and version != self.version:
-            raise NotFound(f"Servable not found for request: Specific({name}, {version})")
-
     def infer(self, signature: str, read_batch: Callable[[TensorSpec], np.ndarray]) -> np.ndarray:
-        """One Predict call, whichever protocol brought it (after ``check``): check the signature, read
+        """One Predict call on this version, whichever protocol brought it: check the signature, read
         the batch against the input's spec, validate it and run it."""
         check_signature(signature)
         assert self.input is not None

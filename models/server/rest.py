@@ -1,4 +1,4 @@
-"""TF-Serving's REST API (``/v1/models/...``) as a Flask app over one LiteRTModel."""
+"""TF-Serving's REST API (``/v1/models/...``) as a Flask app over a model's served versions."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from models.server import json_tensor
 from models.server.errors import InvalidArgument, NotFound, ServingError
 from models.server.model import LiteRTModel, TensorSpec
+from models.server.versions import ModelVersions
 from protocol.contract import SIGNATURE
 
 # /v1/models/<name>[/versions/<v>|/labels/<l>][/metadata | :predict]
@@ -38,17 +39,16 @@ def metadata(model: LiteRTModel) -> dict[str, Any]:
     }
 
 
-def _status(model: LiteRTModel, version: int | None) -> dict[str, Any]:
-    if model.version is not None and version not in (None, model.version):
-        raise NotFound(f"Servable not found for request: Specific({model.name}, {version})")
-    error = {"error_code": "OK", "error_message": ""}
-    if model.error:
-        error = {"error_code": "UNKNOWN", "error_message": model.error}
-    return {
-        "model_version_status": [
-            {"version": str(model.version or version or 0), "state": model.state.value, "status": error}
-        ]
-    }
+def _status(models: list[LiteRTModel]) -> dict[str, Any]:
+    def one(model: LiteRTModel) -> dict[str, Any]:
+        error = (
+            {"error_code": "UNKNOWN", "error_message": model.error}
+            if model.error
+            else {"error_code": "OK", "error_message": ""}
+        )
+        return {"version": str(model.version), "state": model.state.value, "status": error}
+
+    return {"model_version_status": [one(m) for m in models]}
 
 
 def _version(text: str | None) -> int | None:
@@ -101,7 +101,7 @@ def _read_batch(body: dict[str, Any], spec: TensorSpec) -> np.ndarray:
     return _to_array(_single(body["inputs"], spec, "inputs"), spec)
 
 
-def create_rest_app(model: LiteRTModel, max_request_bytes: int) -> Flask:
+def create_rest_app(versions: ModelVersions, max_request_bytes: int) -> Flask:
     app = Flask(__name__)
     app.url_map.merge_slashes = (
         False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
@@ -111,22 +111,21 @@ def create_rest_app(model: LiteRTModel, max_request_bytes: int) -> Flask:
     @app.get("/v1/models/<path:rest>")
     def get_model(rest: str) -> Response:
         match = _PATH.match(rest)
-        if not match or match["verb"] or match["label"]:
+        if not match or match["verb"]:
             raise NotFound(f"Malformed request: GET /v1/models/{rest}")
         version = _version(match["version"])
-        if match["name"] != model.name:
+        if match["name"] != versions.name:
             raise NotFound(f"Could not find any versions of model {match['name']}")
         if match["metadata"]:
-            model.check(match["name"], version)
-            return _json(metadata(model))
-        return _json(_status(model, version))
+            return _json(metadata(versions.resolve(match["name"], version, match["label"])))
+        return _json(_status(versions.statuses(version, match["label"])))
 
     @app.post("/v1/models/<path:rest>")
     def post_model(rest: str) -> Response:
         match = _PATH.match(rest)
-        if not match or match["verb"] != "predict" or match["label"]:
+        if not match or match["verb"] != "predict":
             raise NotFound(f"Malformed request: POST /v1/models/{rest}")
-        model.check(match["name"], _version(match["version"]))
+        model = versions.resolve(match["name"], _version(match["version"]), match["label"])
         try:
             body = json_tensor.loads(request.get_data(cache=False))  # over MAX_CONTENT_LENGTH: http_error's 413
         except (ValueError, UnicodeDecodeError) as exc:

@@ -34,13 +34,21 @@ class Settings:
     max_request_bytes: int
     shutdown_grace_s: float  # how long in-flight calls may finish after SIGTERM
     prometheus_path: str | None  # None: no metrics endpoint, as TF-Serving without a monitoring config
+    ssl_config_file: Path | None  # TF-Serving's --ssl_config_file: TLS for gRPC and REST
+    model_config_file: Path | None  # TF-Serving's --model_config_file: versions, policy, labels
+    file_system_poll_wait_s: float  # --file_system_poll_wait_seconds: 0 looks for versions once
+    model_config_poll_wait_s: float  # --model_config_file_poll_wait_seconds: 0 reads the file once
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         reader = EnvReader(os.environ if env is None else env)
         name = reader.raw("MODEL_NAME")
-        if not name or "/" in name or ":" in name:
-            raise SettingsError(f"MODEL_NAME={name!r}: set it to the model's folder name under MODEL_BASE_PATH")
+        config_file = reader.raw("MODEL_CONFIG_FILE")
+        if (not name and not config_file) or "/" in name or ":" in name:
+            raise SettingsError(
+                f"MODEL_NAME={name!r}: set it to the model's folder name under MODEL_BASE_PATH "
+                "(or set MODEL_CONFIG_FILE)"
+            )
         cores = available_cores()
         return cls(
             model_name=name,
@@ -55,6 +63,10 @@ class Settings:
             max_request_bytes=reader.int("MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
             shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 5.0, 0.0, 600.0),
             prometheus_path=prometheus_path(reader.raw("MONITORING_CONFIG_FILE")),
+            ssl_config_file=Path(reader.raw("SSL_CONFIG_FILE")) if reader.raw("SSL_CONFIG_FILE") else None,
+            model_config_file=Path(config_file) if config_file else None,
+            file_system_poll_wait_s=reader.float("FILE_SYSTEM_POLL_WAIT_SECONDS", 1.0, 0.0, 86_400.0),
+            model_config_poll_wait_s=reader.float("MODEL_CONFIG_FILE_POLL_WAIT_SECONDS", 0.0, 0.0, 86_400.0),
         )
 
 

@@ -172,3 +172,61 @@ def test_model_server_images_serve_tfserving_metrics(stack):
         text = compose("exec", "-T", service, "python", "-c", fetch).stdout
         assert f'litert_model_state{{model_name="{model}",state="AVAILABLE"}} 1.0' in text, service
         assert ":tensorflow:serving:request_count{" in text, service
+
+
+def test_mtls_profile_configures_both_ends():
+    """compose.mtls.yaml (profile mtls): certificates made first, servers requiring client
+    certificates, the gateway presenting one, health checks over HTTPS with the server's own."""
+    services = config("--profile", "mtls", files=("compose.yaml", "compose.mtls.yaml"))["services"]
+    assert services["certs"]["build"]["dockerfile"] == "tools/certs/Dockerfile"
+    for server, model in (("primary", "wide_resnet50_2"), ("fallback", "mobilenet_v3_large")):
+        service = services[server]
+        assert service["environment"]["SSL_CONFIG_FILE"] == f"/certs/{server}.ssl_config"
+        assert service["depends_on"]["certs"]["condition"] == "service_completed_successfully"
+        assert any(v["target"] == "/certs" and v["read_only"] for v in service["volumes"])
+        health = service["healthcheck"]["test"][-1]
+        assert f"https://127.0.0.1:8501/v1/models/{model}" in health and f"/certs/{server}.crt" in health
+    gateway = services["gateway"]["environment"]
+    for role in ("PRIMARY", "FALLBACK"):
+        assert gateway[f"{role}_TLS_CA"] == "/certs/ca.crt" and gateway[f"{role}_TLS_CERT"] == "/certs/gateway.crt"
+
+
+def test_mtls_stack_classifies_over_mutual_tls(engine):
+    """The mtls profile on the running stack's images: the gateway answers through TLS on both
+    backends, and a plaintext call to a model server is refused."""
+    files = [a for f in ("compose.yaml", "compose.mtls.yaml") for a in ("-f", str(REPO / f))]
+    project = ["docker", "compose", "-p", "classifier-mtls-test", *files, "--profile", "mtls"]
+    env = {
+        **os.environ,
+        "WEIGHTS": "random",
+        "GATEWAY_PUBLISH": "127.0.0.1:",
+        "PATH": "/usr/bin:" + os.environ.get("PATH", ""),
+    }
+
+    def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        result = subprocess.run([*project, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    try:
+        run("up", "--build", "--wait", "--wait-timeout", "600", "-d")
+        port = run("port", "gateway", "8080").stdout.strip().rsplit(":", 1)[1]
+        url = f"http://127.0.0.1:{port}"
+        ready = wait_for(lambda: (r := requests.get(f"{url}/readyz", timeout=5)).ok and r.json(), 60, "gateway ready")
+        assert {b["state"] for b in ready["backends"].values()} == {"AVAILABLE"}
+        body = classify(url, next(iter(photos().values()))).json()
+        assert body["model"] == "wide_resnet50_2" and body["fallback"] is False
+        plain = run(
+            "exec",
+            "-T",
+            "gateway",
+            "python",
+            "-c",
+            "import urllib.request\ntry:\n urllib.request.urlopen('http://fallback:8501/v1/models/x', timeout=5)\n"
+            "except Exception as e:\n print(type(e).__name__)",
+        )
+        assert plain.stdout.strip() in ("RemoteDisconnected", "ConnectionResetError", "BadStatusLine")
+    finally:
+        subprocess.run(
+            [*project, "down", "-v", "--remove-orphans"], cwd=REPO, capture_output=True, timeout=300, env=env
+        )

@@ -160,3 +160,11 @@ def image_origin(jpeg):
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def canary_models(tmp_path_factory):
+    """LiteRT models that make bad canaries (tests/gateway/canary_models.py)."""
+    from tests.gateway.canary_models import write_canary_models
+
+    return write_canary_models(tmp_path_factory.mktemp("canary-models"))

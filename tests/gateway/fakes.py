@@ -64,9 +64,11 @@ class FakeClient:
         self.calls = 0
         self.timeouts: list[float] = []
         self.batches: list[np.ndarray] = []
+        self.labels: list[str | None] = []
 
-    def submit(self, batch, timeout_s):
+    def submit(self, batch, timeout_s, label=None):
         self.calls += 1
+        self.labels.append(label)
         self.timeouts.append(timeout_s)
         self.batches.append(batch)
         future: Future = Future()

@@ -6,6 +6,7 @@ the handful of system tools the scripts use, so a tool missing from the fakes is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -114,3 +115,32 @@ def tools(tmp_path: Path) -> Tools:
         script.write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp_path}/log"\n{body}\n')
         script.chmod(0o755)
     return Tools(tmp_path, {"PATH": f"{fake}:{system}", "HOME": str(tmp_path), "LANG": os.environ.get("LANG", "C")})
+
+
+CRD_MODELS = REPO / "tests" / "k8s" / "crd_models"
+CRD_CACHE = REPO / ".cache" / "crd_models"
+
+
+@pytest.fixture(scope="session")
+def validator():
+    """Validates CRD objects (Gateway API, Traefik, Istio, cert-manager, Prometheus Operator) against the schemas that
+    @kubernetes-models ships (generated from the CRDs), installed from npm into .cache/ on first use."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed to validate CRD objects (Debian: apt-get install nodejs npm)")
+    CRD_CACHE.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "validate_crds.mjs"):
+        shutil.copy(CRD_MODELS / name, CRD_CACHE / name)
+    wanted = json.loads((CRD_MODELS / "package.json").read_text())["dependencies"]
+    if not all((CRD_CACHE / "node_modules" / name).exists() for name in wanted):
+        result = subprocess.run(
+            ["npm", "install", "--no-package-lock", "--no-audit", "--no-fund", "--silent"],
+            cwd=CRD_CACHE,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"npm could not install the CRD models: {result.stderr[-300:]}")
+    return lambda *files: subprocess.run(
+        ["node", "validate_crds.mjs", *map(str, files)], cwd=CRD_CACHE, capture_output=True, text=True, timeout=120
+    )

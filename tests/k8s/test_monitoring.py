@@ -9,7 +9,6 @@ import yaml
 
 from models.server.settings import DEFAULT_PROMETHEUS_PATH
 from tests.conftest import REPO
-from tests.k8s.test_gateway_api import validator  # noqa: F401  (the CRD schema validator fixture)
 from tests.k8s.test_manifests import KUBECTL, VALIDATE
 
 COMPONENT = REPO / "k8s" / "components" / "monitoring"
@@ -37,7 +36,7 @@ def rendered(request, tmp_path_factory) -> list[dict]:
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
-def test_objects_validate_against_the_operators_crd_schemas(validator):  # noqa: F811
+def test_objects_validate_against_the_operators_crd_schemas(validator):
     result = validator(*CRD_OBJECTS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
@@ -47,7 +46,7 @@ def test_objects_validate_against_the_operators_crd_schemas(validator):  # noqa:
     ]
 
 
-def test_the_validator_rejects_a_wrong_rule(validator, tmp_path):  # noqa: F811
+def test_the_validator_rejects_a_wrong_rule(validator, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: bad}\nspec:\n"

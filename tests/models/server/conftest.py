@@ -1,13 +1,29 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import grpc
 import numpy as np
 import pytest
 
 from local_mode.processes import ModelServer
 from protocol.generated import tfs_predict_pb2_grpc
+from tests.conftest import REPO
 
 MOBILENET = "mobilenet_v3_large"
+
+
+def run_server(env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
+    """``python -m models.server`` to its end, on free ports: for settings that stop it at start."""
+    return subprocess.run(
+        [sys.executable, "-m", "models.server"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", "HOST": "127.0.0.1", "GRPC_PORT": "0", "REST_PORT": "0", **env},
+    )
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,11 @@ def uint8_request(shape, **tensor_fields):
         (lambda im: request(np.zeros((5, 224, 224, 3), np.uint8)), grpc.StatusCode.INVALID_ARGUMENT, "batch of 5"),
         (lambda im: request(im, signature_name="other"), grpc.StatusCode.INVALID_ARGUMENT, "not found"),
         (lambda im: request(im, version=wrappers_pb2.Int64Value(value=3)), grpc.StatusCode.NOT_FOUND, "Specific"),
-        (lambda im: request(im, version_label="stable"), grpc.StatusCode.INVALID_ARGUMENT, "version labels"),
+        (
+            lambda im: request(im, version_label="stable"),
+            grpc.StatusCode.NOT_FOUND,
+            "Unrecognized servable version label",
+        ),
         (
             lambda im: tfs_predict_pb2.PredictRequest(
                 model_spec=tfs_predict_pb2.ModelSpec(name="other"), inputs={"images": tensors.to_proto(im)}

@@ -1,7 +1,5 @@
 """The server as a process: readiness gating, versions, restart, graceful stop, concurrency."""
 
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,13 +10,12 @@ import requests
 
 from local_mode.processes import ModelServer, serve_tflite
 from models.server.grpc_service import create_grpc_server
-from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings
+from models.server.versions import ModelVersions, single_model
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
-from tests.conftest import REPO
-from tests.models.server.conftest import MOBILENET
+from tests.models.server.conftest import MOBILENET, run_server
 
 
 def _predict(stub, images, timeout=30):
@@ -33,15 +30,15 @@ def _predict(stub, images, timeout=30):
 
 def test_not_ready_until_loaded_and_warmed_up(exported_models, images):
     settings = Settings.from_env({"MODEL_NAME": MOBILENET, "MODEL_BASE_PATH": str(exported_models)})
-    model = LiteRTModel(settings)
-    client = create_rest_app(model, settings.max_request_bytes).test_client()
-    status = client.get(f"/v1/models/{MOBILENET}").get_json()["model_version_status"][0]
-    assert status["state"] in ("START", "LOADING")
+    versions = ModelVersions(settings, single_model(settings))
+    client = create_rest_app(versions, settings.max_request_bytes).test_client()
+    status = client.get(f"/v1/models/{MOBILENET}")
+    assert status.status_code == 404 and "Could not find any versions" in status.get_json()["error"]  # as TF-Serving
     predict = client.post(f"/v1/models/{MOBILENET}:predict", json={"instances": images[:1].tolist()})
     assert predict.status_code == 503 and "not available" in predict.get_json()["error"]
     assert client.get(f"/v1/models/{MOBILENET}/metadata").status_code == 503
 
-    server = create_grpc_server(model, workers=2, max_message_bytes=settings.max_request_bytes)
+    server = create_grpc_server(versions, workers=2, max_message_bytes=settings.max_request_bytes)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
@@ -50,7 +47,7 @@ def test_not_ready_until_loaded_and_warmed_up(exported_models, images):
             with pytest.raises(grpc.RpcError) as caught:
                 _predict(stub, images[:1])
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-            model.load()
+            versions.poll()
             assert _predict(stub, images[:1]).shape == (1, 1000)
     finally:
         server.stop(None)
@@ -101,24 +98,13 @@ def test_concurrent_requests_get_their_own_answers(server, stub, reference):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
-def _run_server(env, timeout=30):
-    return subprocess.run(
-        [sys.executable, "-m", "models.server"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"PATH": "/usr/bin:/bin", "HOST": "127.0.0.1", "GRPC_PORT": "0", "REST_PORT": "0", **env},
-    )
-
-
 def test_missing_model_makes_the_process_exit_with_the_reason(tmp_path):
-    result = _run_server({"MODEL_NAME": "absent", "MODEL_BASE_PATH": str(tmp_path)})
+    result = run_server({"MODEL_NAME": "absent", "MODEL_BASE_PATH": str(tmp_path)})
     assert result.returncode != 0
     assert "no numeric version folder" in result.stdout + result.stderr
 
 
 def test_bad_settings_stop_the_process_with_one_line():
-    result = _run_server({"MODEL_NAME": "m", "INTERPRETERS": "many"})
+    result = run_server({"MODEL_NAME": "m", "INTERPRETERS": "many"})
     assert result.returncode == 2
     assert result.stderr.strip() == "models.server: INTERPRETERS='many' is not an integer"

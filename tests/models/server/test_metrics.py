@@ -67,7 +67,7 @@ def test_request_latency_is_microseconds_in_tfserving_buckets_and_only_for_ok():
 
 def test_invocations_record_runtime_batch_sizes_and_pool():
     metrics = ServerMetrics("m")
-    metrics.watch(lambda: "AVAILABLE", interpreters=3)
+    metrics.watch(lambda: "AVAILABLE", interpreters=lambda: 3)
     with metrics.waiting_for_interpreter():
         pass
     with metrics.invocation(batch_size=4):
@@ -90,7 +90,7 @@ def test_invocations_record_runtime_batch_sizes_and_pool():
 def test_promtool_flags_only_the_tfserving_names_it_cannot_change():
     """TF-Serving's counters have no _total and its histograms no unit suffix; everything else is clean."""
     metrics = ServerMetrics("m")
-    metrics.watch(lambda: "LOADING", interpreters=1)
+    metrics.watch(lambda: "LOADING", interpreters=lambda: 1)
     metrics.record_request("m", "Predict", "GRPC", "OK", 0.01)
     with metrics.waiting_for_interpreter(), metrics.invocation(1):
         pass

@@ -1,6 +1,7 @@
 """TF-Serving REST conformance, written from TF-Serving's documented requests and responses."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import requests
 from models.server.model import LiteRTModel, TensorSpec
 from models.server.rest import create_rest_app, metadata
 from models.server.settings import Settings
+from models.server.versions import ModelVersions, single_model
 from tests.models.server.conftest import MOBILENET
 from tests.raw_http import announce_huge_body
 
@@ -134,10 +136,10 @@ def test_the_app_keeps_its_own_limit_under_any_wsgi_server(exported_models):
     settings = Settings.from_env(
         {"MODEL_NAME": MOBILENET, "MODEL_BASE_PATH": str(exported_models), "MAX_REQUEST_BYTES": "2048"}
     )
-    model = LiteRTModel(settings)
-    model.load()
+    versions = ModelVersions(settings, single_model(settings))
+    versions.poll()
     response = (
-        create_rest_app(model, settings.max_request_bytes)
+        create_rest_app(versions, settings.max_request_bytes)
         .test_client()
         .post(f"/v1/models/{MOBILENET}:predict", data=b"[" + b"0," * 2048 + b"0]", content_type="application/json")
     )
@@ -156,7 +158,7 @@ def test_the_app_keeps_its_own_limit_under_any_wsgi_server(exported_models):
     ],
 )
 def test_metadata_names_every_tensor_dtype_as_grpc_does(dtype, name):
-    model = LiteRTModel(Settings.from_env({"MODEL_NAME": "m"}))
+    model = LiteRTModel(Settings.from_env({"MODEL_NAME": "m"}), "m", 1, Path("/nowhere"))
     model.input = TensorSpec("x", "serving_default_x:0", np.dtype(dtype), (-1, 3))
     model.output = TensorSpec("y", "StatefulPartitionedCall:0", np.dtype("float32"), (-1, 2))
     signature = metadata(model)["metadata"]["signature_def"]["signature_def"]["serving_default"]
