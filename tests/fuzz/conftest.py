@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from gateway import create_app
 from gateway.service import Service
 from gateway.settings import Settings
-from tests.gateway.fakes import FakeClient
+from tests.gateway.fakes import GATEWAY_ENV, FakeClient
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 FUZZ = settings(
@@ -24,15 +24,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 DEADLINE_MS = 2000
-ENV = {
-    "PRIMARY_URL": "grpc://127.0.0.1:1",
-    "PRIMARY_MODEL": "wide_resnet50_2",
-    "PRIMARY_RESIZE_SHORTER": "232",
-    "FALLBACK_URL": "grpc://127.0.0.1:2",
-    "FALLBACK_MODEL": "mobilenet_v3_large",
-    "HEDGE": "false",
-    "REQUEST_DEADLINE_MS": str(DEADLINE_MS),
-}
+ENV = {**GATEWAY_ENV, "REQUEST_DEADLINE_MS": str(DEADLINE_MS)}
 
 
 def fuzz_app() -> Flask:

@@ -15,16 +15,7 @@ from PIL import Image
 from gateway import create_app
 from gateway.service import Service
 from gateway.settings import Settings
-from tests.gateway.fakes import FakeClient
-
-ENV = {
-    "PRIMARY_URL": "grpc://127.0.0.1:1",
-    "PRIMARY_MODEL": "wide_resnet50_2",
-    "PRIMARY_RESIZE_SHORTER": "232",
-    "FALLBACK_URL": "grpc://127.0.0.1:2",
-    "FALLBACK_MODEL": "mobilenet_v3_large",
-    "HEDGE": "false",
-}
+from tests.gateway.fakes import GATEWAY_ENV, FakeClient
 
 
 @pytest.fixture
@@ -44,7 +35,7 @@ def make_app():
             )
             return clients[settings.role]
 
-        service = Service.build(Settings.from_env({**ENV, **env}), client_factory=factory)
+        service = Service.build(Settings.from_env({**GATEWAY_ENV, **env}), client_factory=factory)
         services.append(service)
         app = create_app(service=service)
         app.config["TESTING"] = True

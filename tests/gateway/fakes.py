@@ -13,6 +13,16 @@ import numpy as np
 
 from gateway.clients import BackendError, Prediction
 
+# Two backends the fakes stand in for, hedging off so each test decides when the fallback is asked.
+GATEWAY_ENV = {
+    "PRIMARY_URL": "grpc://127.0.0.1:1",
+    "PRIMARY_MODEL": "wide_resnet50_2",
+    "PRIMARY_RESIZE_SHORTER": "232",
+    "FALLBACK_URL": "grpc://127.0.0.1:2",
+    "FALLBACK_MODEL": "mobilenet_v3_large",
+    "HEDGE": "false",
+}
+
 
 def probabilities(top: int) -> np.ndarray:
     p = np.full((1, 1000), 0.5 / 999, np.float32)

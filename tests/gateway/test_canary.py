@@ -14,7 +14,7 @@ from gateway.canary import CanaryClient, CanaryJudge
 from gateway.settings import CanarySettings, Settings, SettingsError
 from local_mode.processes import Gateway, wait_until
 from tests.gateway.canary_models import canary_server
-from tests.gateway.conftest import ENV
+from tests.gateway.fakes import GATEWAY_ENV as ENV
 from tests.gateway.fakes import FakeClient
 from tests.models.server.conftest import MOBILENET
 

@@ -148,7 +148,7 @@ def test_the_default_batch_fits_the_gpu_primarys_tf_serving_batches():
 
     from gateway.settings import Settings
     from tests.conftest import REPO
-    from tests.gateway.conftest import ENV
+    from tests.gateway.fakes import GATEWAY_ENV as ENV
 
     config = (REPO / "models" / "primary" / "batching.config").read_text()
     max_batch_size = int(re.search(r"max_batch_size \{ value: (\d+) \}", config).group(1))

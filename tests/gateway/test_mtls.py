@@ -11,7 +11,7 @@ import requests
 from gateway.settings import Settings, SettingsError
 from local_mode.processes import Gateway, ModelServer
 from tests.conftest import REPO
-from tests.gateway.conftest import ENV
+from tests.gateway.fakes import GATEWAY_ENV as ENV
 from tests.models.server.conftest import MOBILENET
 
 

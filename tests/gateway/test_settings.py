@@ -3,7 +3,7 @@ import json
 import pytest
 
 from gateway.settings import Settings, SettingsError
-from tests.gateway.conftest import ENV
+from tests.gateway.fakes import GATEWAY_ENV as ENV
 
 
 def test_defaults():

@@ -132,38 +132,33 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_cli_fails_fast_when_imagenet_weights_cannot_be_downloaded(tmp_path):
-    result = _export(
+def _export_imagenet_wrn(tmp_path, weights_url: str):
+    out, cache = str(tmp_path / "out"), str(tmp_path / "cache")
+    return _export(
         "--model",
         "wide_resnet50_2",
         "--weights",
         "imagenet",
         "--out",
-        str(tmp_path / "out"),
+        out,
         "--cache-dir",
-        str(tmp_path / "cache"),
+        cache,
         "--weights-url",
-        f"http://127.0.0.1:{_closed_port()}/wide_resnet50_2-9ba9bcbe.pth",
+        weights_url,
     )
-    _one_line_error(result, "cannot download ImageNet weights")
+
+
+def test_cli_fails_fast_when_imagenet_weights_cannot_be_downloaded(tmp_path):
+    _one_line_error(
+        _export_imagenet_wrn(tmp_path, f"http://127.0.0.1:{_closed_port()}/wide_resnet50_2-9ba9bcbe.pth"),
+        "cannot download ImageNet weights",
+    )
 
 
 def test_cli_rejects_weights_with_a_wrong_checksum(tmp_path, weights_server):
     folder, base = weights_server
     (folder / "wide_resnet50_2-9ba9bcbe.pth").write_bytes(b"tampered")
-    result = _export(
-        "--model",
-        "wide_resnet50_2",
-        "--weights",
-        "imagenet",
-        "--out",
-        str(tmp_path / "out"),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--weights-url",
-        f"{base}/wide_resnet50_2-9ba9bcbe.pth",
-    )
-    _one_line_error(result, "checksum mismatch")
+    _one_line_error(_export_imagenet_wrn(tmp_path, f"{base}/wide_resnet50_2-9ba9bcbe.pth"), "checksum mismatch")
     assert not (tmp_path / "cache" / "wide_resnet50_2-9ba9bcbe.pth").exists()
 
 
