@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.server.grpc_service import create_grpc_server
-from models.server.model import LiteRTModel
 from models.server.rest import create_rest_app
 from models.server.settings import Settings
+from models.server.versions import ModelVersions, single_model
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc, tfs_tensor_pb2, tfs_types_pb2
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.mutations import mutated
@@ -26,18 +26,17 @@ CLIENT_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, gr
 
 @pytest.fixture(scope="module")
 def model(exported_models):
-    served = LiteRTModel(
-        Settings.from_env(
-            {
-                "MODEL_NAME": MOBILENET,
-                "MODEL_BASE_PATH": str(exported_models),
-                "MAX_BATCH": "2",
-                "MAX_REQUEST_BYTES": str(MAX_BYTES),
-                "INTERPRETERS": "1",
-            }
-        )
+    settings = Settings.from_env(
+        {
+            "MODEL_NAME": MOBILENET,
+            "MODEL_BASE_PATH": str(exported_models),
+            "MAX_BATCH": "2",
+            "MAX_REQUEST_BYTES": str(MAX_BYTES),
+            "INTERPRETERS": "1",
+        }
     )
-    served.load()
+    served = ModelVersions(settings, single_model(settings))
+    served.poll()
     return served
 
 
