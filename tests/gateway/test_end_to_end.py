@@ -22,6 +22,19 @@ def wrn(exported_models, tmp_path_factory):
         yield server.start(timeout=120)
 
 
+@pytest.fixture
+def small_body_gateway(efficientnet, tmp_path):
+    """A fallback-only gateway on the real-weights model that refuses bodies over 1 MiB."""
+    with Gateway(
+        tmp_path / "log",
+        FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
+        FALLBACK_MODEL="efficientnet",
+        MAX_BODY_BYTES=str(1 << 20),
+    ) as gateway:
+        gateway.start()
+        yield gateway
+
+
 def classify(gateway, photo, **kwargs):
     with open(photo, "rb") as handle:
         return requests.post(f"{gateway.url}/classify", files={"file": handle}, timeout=10, **kwargs)
@@ -72,39 +85,27 @@ def test_primary_up_answers_with_wrn(efficientnet, wrn, shared_dir, tmp_path):
         assert response.headers["X-Model"] == "wide_resnet50_2"
 
 
-def test_bad_inputs_never_wedge_the_gateway(efficientnet, shared_dir, tmp_path):
-    with Gateway(
-        tmp_path / "log",
-        FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
-        FALLBACK_MODEL="efficientnet",
-        MAX_BODY_BYTES=str(1 << 20),
-    ) as gateway:
-        gateway.start()
-        photo = (shared_dir / "images" / "chelsea.jpg").read_bytes()
-        bad = [
-            ({"data": b"not an image", "headers": {"Content-Type": "image/jpeg"}}, 415),
-            ({"data": photo[:5000], "headers": {"Content-Type": "image/jpeg"}}, 422),
-            ({"data": b"x" * (2 << 20), "headers": {"Content-Type": "image/jpeg"}}, 413),
-            ({"data": b"", "headers": {"Content-Type": "image/jpeg"}}, 400),
-        ]
-        for kwargs, status in bad * 3:
-            response = requests.post(f"{gateway.url}/classify", timeout=10, **kwargs)
-            assert response.status_code == status
-            assert response.headers["Content-Type"] == "application/json"
-            assert response.json()["error"]["code"]
-        ok = requests.post(f"{gateway.url}/", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=10)
-        assert ok.status_code == 200 and ok.json()["fallback"] is True
+def test_bad_inputs_never_wedge_the_gateway(small_body_gateway, shared_dir):
+    gateway = small_body_gateway
+    photo = (shared_dir / "images" / "chelsea.jpg").read_bytes()
+    bad = [
+        ({"data": b"not an image", "headers": {"Content-Type": "image/jpeg"}}, 415),
+        ({"data": photo[:5000], "headers": {"Content-Type": "image/jpeg"}}, 422),
+        ({"data": b"x" * (2 << 20), "headers": {"Content-Type": "image/jpeg"}}, 413),
+        ({"data": b"", "headers": {"Content-Type": "image/jpeg"}}, 400),
+    ]
+    for kwargs, status in bad * 3:
+        response = requests.post(f"{gateway.url}/classify", timeout=10, **kwargs)
+        assert response.status_code == status
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"]
+    ok = requests.post(f"{gateway.url}/", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=10)
+    assert ok.status_code == 200 and ok.json()["fallback"] is True
 
 
-def test_oversized_upload_is_refused_before_it_is_read(efficientnet, tmp_path):
+def test_oversized_upload_is_refused_before_it_is_read(small_body_gateway):
     """The 413 comes back while the client is still announcing a 1 GiB body."""
-    with Gateway(
-        tmp_path / "log",
-        FALLBACK_URL=f"grpc://{efficientnet.grpc_target}",
-        FALLBACK_MODEL="efficientnet",
-        MAX_BODY_BYTES=str(1 << 20),
-    ) as gateway:
-        gateway.start()
-        answer = announce_huge_body(gateway.port, "/classify", "image/jpeg")
-        assert answer.startswith("HTTP/1.1 413"), answer
-        assert "application/json" in answer and "payload_too_large" in answer
+    gateway = small_body_gateway
+    answer = announce_huge_body(gateway.port, "/classify", "image/jpeg")
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert "application/json" in answer and "payload_too_large" in answer
