@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -85,7 +86,9 @@ class PredictionService(tfs_predict_pb2_grpc.PredictionServiceServicer):
             limit = model.settings.max_request_bytes // spec.dtype.itemsize
             return tensors.to_array(next(iter(request.inputs.values())), max_elements=limit)
 
-        result = model.infer(request.model_spec.signature_name, read_batch)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        result = model.infer(request.model_spec.signature_name, read_batch, deadline)
         return tfs_predict_pb2.PredictResponse(model_spec=_spec(model), outputs={output: tensors.to_proto(result)})
 
     def GetModelMetadata(
