@@ -87,3 +87,12 @@ def test_batches_pad_up_to_the_next_allowed_size(tmp_path):
     p = parameters(tmp_path, "max_batch_size { value: 8 } allowed_batch_sizes: [1, 2, 4, 8]")
     assert [p.padded_size(n) for n in range(1, 9)] == [1, 2, 4, 4, 8, 8, 8, 8]
     assert parameters(tmp_path, "max_batch_size { value: 8 }").padded_size(3) == 3
+
+
+@pytest.mark.parametrize("service", ["primary", "fallback"])
+def test_a_default_gateway_batch_fits_each_shipped_config(service):
+    from gateway.settings import Settings as GatewaySettings
+    from tests.gateway.fakes import GATEWAY_ENV
+
+    shipped = read_batching_parameters(REPO / "models" / service / "batching.config", cores=2)
+    assert GatewaySettings.from_env(GATEWAY_ENV).max_batch_images <= shipped.max_batch_size
