@@ -94,6 +94,7 @@ class Settings:
     max_in_flight: int
     memory_budget_bytes: int  # bodies and decoded pixels of all requests in flight together
     connection_limit: int
+    probe_port: int | None  # a second port for /healthz, /readyz and /metrics only; None: none
     header_read_timeout_s: float  # from a request's first byte to the end of its headers
     request_read_timeout_s: float  # from a request's first byte to the end of its body
     labels_path: Path
@@ -147,6 +148,7 @@ class Settings:
             max_in_flight=max_in_flight,
             memory_budget_bytes=reader.int("MEMORY_BUDGET_BYTES", 256 << 20, 1 << 20, 1 << 40),
             connection_limit=reader.int("CONNECTION_LIMIT", 1000, 1, 100_000),
+            probe_port=reader.int("PROBE_PORT", 0, 0, 65535) if reader.raw("PROBE_PORT") else None,
             header_read_timeout_s=reader.float("HEADER_READ_TIMEOUT_S", 10.0, 0.1, 3600.0),
             request_read_timeout_s=reader.float("REQUEST_READ_TIMEOUT_S", 60.0, 0.1, 3600.0),
             labels_path=Path(reader.text("LABELS_PATH", str(DEFAULT_LABELS))),
@@ -158,6 +160,8 @@ class Settings:
             canary=_canary(reader),
         )
         _check_min_call(settings)
+        if settings.probe_port is not None and settings.probe_port == settings.port != 0:
+            raise SettingsError(f"PROBE_PORT={settings.probe_port} must differ from PORT")
         if settings.canary is not None and primary is None:
             raise SettingsError("CANARY_SHARE needs PRIMARY_URL: the canary is a version of the primary model")
         if settings.memory_budget_bytes < 2 * settings.max_body_bytes:
