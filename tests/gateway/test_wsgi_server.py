@@ -51,6 +51,13 @@ def get(port: int, path: str, timeout_s: float) -> tuple[int, bytes, float] | No
     return response.status_code, response.content, time.monotonic() - started
 
 
+def get_or_none(call):
+    try:
+        return call()
+    except requests.exceptions.RequestException:
+        return None
+
+
 def test_probes_are_answered_on_the_probe_port_while_the_main_port_is_saturated(servers, jpeg):
     main_port, probe_port = servers
     hogs: list[socket.socket] = []
@@ -86,13 +93,6 @@ def test_probes_are_answered_on_the_probe_port_while_the_main_port_is_saturated(
             hog.close()
         for thread in classifiers:
             thread.join(timeout=10)
-
-
-def get_or_none(call):
-    try:
-        return call()
-    except requests.exceptions.RequestException:
-        return None
 
 
 def test_the_probe_port_serves_nothing_else(servers):
