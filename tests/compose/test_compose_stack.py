@@ -62,10 +62,12 @@ def test_every_variant_is_valid(files, profile):
     primary = services["primary"]
     if files == ("compose.yaml",):
         assert not gpu, "the default must start on a host without a GPU"
-        assert primary["build"]["target"] == "litert" and primary["image"].startswith("classifier/primary-litert:")
+        assert primary["build"]["target"] == "primary-litert" and primary["image"].startswith(
+            "classifier/primary-litert:"
+        )
     else:
         assert gpu == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
-        assert primary["build"]["target"] == "tfserving" and primary["image"].startswith(
+        assert primary["build"]["target"] == "primary-tfserving" and primary["image"].startswith(
             "classifier/primary-tfserving:"
         )
         assert not primary.get("environment"), "the LiteRT server's settings mean nothing to TF-Serving"
@@ -178,7 +180,7 @@ def test_mtls_profile_configures_both_ends():
     """compose.mtls.yaml (profile mtls): certificates made first, servers requiring client
     certificates, the gateway presenting one, health checks over HTTPS with the server's own."""
     services = config("--profile", "mtls", files=("compose.yaml", "compose.mtls.yaml"))["services"]
-    assert services["certs"]["build"]["dockerfile"] == "tools/certs/Dockerfile"
+    assert services["certs"]["build"]["target"] == "certs"
     for server, model in (("primary", "wide_resnet50_2"), ("fallback", "mobilenet_v3_large")):
         service = services[server]
         assert service["environment"]["SSL_CONFIG_FILE"] == f"/certs/{server}.ssl_config"
