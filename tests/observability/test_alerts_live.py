@@ -20,6 +20,7 @@ from observability.screenshot import ALERT, PrometheusApi, Traffic
 TIME_SCALE = 30  # 5m windows become 10 s, `for: 2m` 4 s
 WINDOW = "10s"  # $__rate_interval, and the primary's serving is seen over the same window
 FIRING_WITHIN_S = 40
+DASHBOARD_WITHIN_S = 20
 
 
 @dataclass
@@ -52,6 +53,10 @@ def _evaluate_dashboard(prometheus: PrometheusApi, started: float) -> dict[tuple
     }
 
 
+def _empty(results: dict[tuple[str, str], dict]) -> list[tuple[str, str]]:
+    return [query for query, body in results.items() if not body["data"]["result"]]
+
+
 @pytest.fixture(scope="module")
 def run(exported_models, tmp_path_factory):
     folder = tmp_path_factory.mktemp("alerts")
@@ -72,9 +77,15 @@ def run(exported_models, tmp_path_factory):
                 return (ALERT, "firing") in states and time.monotonic() - killed > 8
 
             result.states += screenshot.watch_alerts(prometheus, done, FIRING_WITHIN_S)
-            # Every panel's series has had a scrape after the kill and a rule evaluation after that.
-            time.sleep(2 * stack.interval)
-            result.dashboard_results = _evaluate_dashboard(prometheus, result.started)
+            # Under load on two cores a scrape can time out, so a panel's second sample may come a
+            # few intervals late: ask again (still under load) until every panel has data, or
+            # DASHBOARD_WITHIN_S has passed; the test then judges the last answers.
+            deadline = time.monotonic() + DASHBOARD_WITHIN_S
+            while True:
+                result.dashboard_results = _evaluate_dashboard(prometheus, result.started)
+                if not _empty(result.dashboard_results) or time.monotonic() > deadline:
+                    break
+                time.sleep(stack.interval)
         result.prometheus_pages = screenshot.prometheus_pages(stack.prometheus.url)
         yield result
 
@@ -106,12 +117,9 @@ def test_the_load_was_bounded_and_mixed(run):
 
 def test_every_dashboard_query_evaluates_with_data(run):
     assert len(run.dashboard_results) >= 25
-    empty = []
     for (title, expr), body in run.dashboard_results.items():
         assert not body.get("warnings"), (title, expr, body["warnings"])
-        if not body["data"]["result"]:
-            empty.append((title, expr))
-    assert empty == []
+    assert _empty(run.dashboard_results) == []
 
 
 def test_the_screenshot_shows_prometheus_pages(run, tmp_path):

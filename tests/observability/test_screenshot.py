@@ -132,6 +132,10 @@ def test_the_ci_job_photographs_the_provisioned_dashboard_with_valid_arguments()
     assert f"/d/{dashboard['uid']}/" in page and page.startswith("http://127.0.0.1:3000/")  # GRAFANA_PUBLISH
     assert args.wait_text[0] in {p["title"] for p in dashboard["panels"]}
     assert args.kill == "docker compose kill primary"
+    # Grafana draws only the panels in view; a grid row is 30 px plus an 8 px margin (Grafana's
+    # public/app/core/constants.ts, GRID_CELL_HEIGHT and GRID_CELL_VMARGIN).
+    rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in dashboard["panels"])
+    assert args.size[1] >= rows * (30 + 8), "the window is shorter than the dashboard"
     job = WORKFLOW["jobs"]["observability"]
     uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
     assert uploads and uploads[0]["with"]["path"].rstrip("/") == str(args.out.parent)
