@@ -113,7 +113,7 @@ def latency_heatmap(title: str, expr: str, unit: str, width: int = 6) -> heatmap
 def build() -> model.Dashboard:
     rate = "$__rate_interval"
     ok = 'gateway_classify_requests_total{code="200"}'
-    circuit_mappings = [
+    circuit_mappings: list[model.ValueMapping] = [
         model.ValueMap(
             options={
                 value: model.ValueMappingResult(text=text, color=color, index=i)
