@@ -149,10 +149,14 @@ class LocalStack:
         tflite = models / FALLBACK / "1" / "model.tflite"
         if not tflite.is_file():
             raise FileNotFoundError(f"{tflite} is absent: export with .venv/bin/python -m models.export --model all")
-        env = {"MONITORING_CONFIG_FILE": str(MONITORING_CONFIG), "INTERPRETERS": "1"}
+        monitoring = str(MONITORING_CONFIG)
         base = serve_tflite(folder / "primary-models", PRIMARY, tflite)
-        self.primary = ModelServer(base, PRIMARY, folder / "primary.log", **env)
-        self.fallback = ModelServer(models, FALLBACK, folder / "fallback.log", **env)
+        self.primary = ModelServer(
+            base, PRIMARY, folder / "primary.log", MONITORING_CONFIG_FILE=monitoring, INTERPRETERS="1"
+        )
+        self.fallback = ModelServer(
+            models, FALLBACK, folder / "fallback.log", MONITORING_CONFIG_FILE=monitoring, INTERPRETERS="1"
+        )
         self.gateway = Gateway(
             folder / "gateway.log",
             PRIMARY_URL=f"grpc://{self.primary.grpc_target}",
