@@ -246,6 +246,37 @@ def build() -> model.Dashboard:
             .thresholds(thresholds((None, "red"), (1, "green")))
         )
     )
+
+    board = (
+        board.with_row(dash.Row("Inputs: batches and URL fetches"))
+        .with_panel(
+            latency_heatmap(
+                "Images per classify request (gateway)",
+                f"sum by (le) (increase(gateway_classify_request_images_bucket[{rate}]))",
+                "short",
+                width=8,
+            )
+        )
+        .with_panel(
+            series(
+                "URL fetches by outcome",
+                "reqps",
+                query(
+                    f"sum by (outcome) (rate(gateway_url_fetch_duration_seconds_count[{rate}]))",
+                    "{{outcome}}",
+                ),
+                stacked=True,
+            ).span(8)
+        )
+        .with_panel(
+            latency_heatmap(
+                "URL fetch duration",
+                f"sum by (le) (increase(gateway_url_fetch_duration_seconds_bucket[{rate}]))",
+                "s",
+                width=8,
+            )
+        )
+    )
     built = board.build()
     for number, panel in enumerate(built.panels or [], start=1):
         panel.id_val = number  # Grafana needs unique ids; the builders leave them unset
