@@ -209,16 +209,23 @@ def print_tables(
         )
 
 
+def py_spy() -> str | None:
+    """The py-spy pinned in Pipfile (beside this python), else one on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
 def profile(stack: peer_stacks.Stack, uploads: list[Upload], concurrency: int, seconds: int) -> list[Path]:
     """py-spy against each of the stack's processes under load, one run per output format."""
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    executable = py_spy()
+    assert executable is not None
     PROFILES.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt, suffix in (("flamegraph", "svg"), ("speedscope", "speedscope.json")):
         samplers = []
         for role, pid in stack.pids.items():
             out = PROFILES / f"{stack.name}-{role}-c{concurrency}.{suffix}"
-            command = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200"]
+            command = [executable, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100"]
             samplers.append(subprocess.Popen([*command, "--nonblocking", "--format", fmt, "-o", str(out)]))
             written.append(out)
         time.sleep(1)  # py-spy attaches before the load starts
@@ -252,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     model = args.models / "mobilenet_v3_large" / "1" / "model.tflite"
     if not model.exists():
         parser.error(f"--models {args.models}: no {model.relative_to(args.models)} (python -m models.export)")
+    if args.profile and (py_spy() is None or "ours" not in args.stacks):
+        parser.error("--profile needs py-spy (scripts/test.sh installs it from Pipfile) and the ours stack")
     manifest = model.parent / "manifest.json"
     manifest_or_none = manifest if manifest.exists() else None
     stacks = tuple(s for s in STACKS if s in args.stacks)
@@ -293,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         decode_ms = decode_resize_cpu_ms(images, policy)
         print(f"\npeer: load average {os.getloadavg()[0]:.1f} at the end (other jobs share the cores)")
         print_tables(plan, points, raw, decode_ms, stacks)
-        if args.profile and "ours" in started:
+        if args.profile:
             for path in profile(started["ours"], uploads, 4, args.profile_seconds):
                 print(f"peer: wrote {path.relative_to(REPO)}")
     return 0
