@@ -84,6 +84,7 @@ class Point:
     p50_ms: float
     p99_ms: float
     server_cpu_ms: float  # all the stack's processes, per request
+    cpu_by_role_ms: dict[str, float]  # the same, for each of its servers ("gateway", "model-server", ...)
     client_cpu_ms: float  # the load generator's, per request
     rss_mb: float
     errors: int
@@ -117,27 +118,33 @@ def decode_resize_cpu_ms(images: list[bytes], policy: ResizePolicy, passes: int 
 
 def measure(stack: peer_stacks.Stack, uploads: list[Upload], concurrency: int, plan: Plan) -> Point:
     load_generator.run("127.0.0.1", stack.port, "/classify", uploads, concurrency, 2 * concurrency + 4, plan.time_cap_s)
-    tree = ProcessTree(stack.pids.values())
-    before = tree.cpu_seconds()
+    trees = {role: ProcessTree([pid]) for role, pid in stack.pids.items()}
+    before = {role: tree.cpu_seconds() for role, tree in trees.items()}
     result = load_generator.run(
         "127.0.0.1", stack.port, "/classify", uploads, concurrency, plan.requests, plan.time_cap_s
     )
-    served = result.answered + len(result.errors)
+    served = max(1, result.answered + len(result.errors))
+    cpu_ms = {role: cpu_used(before[role], tree.cpu_seconds()) * 1000 / served for role, tree in trees.items()}
     for error in sorted(set(result.errors))[:3]:
         print(f"peer: {stack.name} c={concurrency}: {error}", file=sys.stderr)
     return Point(
         throughput=result.throughput,
         p50_ms=result.latency_ms(50),
         p99_ms=result.latency_ms(99),
-        server_cpu_ms=cpu_used(before, tree.cpu_seconds()) * 1000 / max(1, served),
+        server_cpu_ms=sum(cpu_ms.values()),
+        cpu_by_role_ms=cpu_ms,
         client_cpu_ms=result.client_cpu_ms_per_request,
-        rss_mb=tree.rss_bytes() / 1e6,
+        rss_mb=sum(tree.rss_bytes() for tree in trees.values()) / 1e6,
         errors=len(result.errors),
     )
 
 
 def median(points: list[Point], field: str) -> float:
     return statistics.median(getattr(p, field) for p in points)
+
+
+def median_role(points: list[Point], role: str) -> float:
+    return statistics.median(p.cpu_by_role_ms[role] for p in points)
 
 
 def ratio(ours: float, peer: float) -> str:
@@ -191,21 +198,26 @@ def print_tables(
     if "ours" not in stacks:
         return
     print(
-        "\nOurs, CPU per request (ms): servers = gateway + model server (/proc); inference = raw "
-        "interpreter CPU per invoke at the same c; decode+resize = gateway.imaging in-process; "
-        "framework = the rest.\n"
+        "\nOurs, CPU per request (ms), from /proc: gateway, model server; inference = the raw interpreter's "
+        "CPU per invoke at the same c; decode+resize = gateway.imaging timed in-process; framework = the rest "
+        "(gateway's: gateway - decode+resize; model server's: model server - inference).\n"
     )
-    print("| c | servers | inference | decode+resize | framework | inference's share |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| c | gateway | model server | inference | decode+resize | framework: gateway | framework: model server "
+        "| framework total | inference's share |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for c in plan.concurrencies:
         split = CpuSplit(
-            servers_ms=median(points["ours", c], "server_cpu_ms"),
+            gateway_ms=median_role(points["ours", c], "gateway"),
+            model_server_ms=median_role(points["ours", c], "model-server"),
             inference_ms=statistics.median(cpu for _, cpu in raw[c]),
             decode_resize_ms=decode_ms,
         )
         print(
-            f"| {c} | {split.servers_ms:.1f} | {split.inference_ms:.1f} | {split.decode_resize_ms:.1f} | "
-            f"{split.framework_ms:.1f} | {split.inference_share:.0%} |"
+            f"| {c} | {split.gateway_ms:.1f} | {split.model_server_ms:.1f} | {split.inference_ms:.1f} | "
+            f"{split.decode_resize_ms:.1f} | {split.gateway_framework_ms:.1f} | "
+            f"{split.model_server_framework_ms:.1f} | {split.framework_ms:.1f} | {split.inference_share:.0%} |"
         )
 
 
@@ -277,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     points: dict[tuple[str, int], list[Point]] = defaultdict(list)
     raw: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    started_at = time.monotonic()
     pool = InterpreterPool(model, interpreters=cores, threads=1)
     with tempfile.TemporaryDirectory(prefix="peer-") as scratch, ExitStack() as running:
         folder = Path(scratch)
@@ -300,7 +313,10 @@ def main(argv: list[str] | None = None) -> int:
                 raw[c].append((result.throughput, result.cpu_ms_per_invoke))
             print(f"peer: round {round_index + 1}/{plan.rounds} done", flush=True)
         decode_ms = decode_resize_cpu_ms(images, policy)
-        print(f"\npeer: load average {os.getloadavg()[0]:.1f} at the end (other jobs share the cores)")
+        print(
+            f"\npeer: measured in {time.monotonic() - started_at:.0f} s; load average "
+            f"{os.getloadavg()[0]:.1f} at the end (other jobs share the cores)"
+        )
         print_tables(plan, points, raw, decode_ms, stacks)
         if args.profile:
             for path in profile(started["ours"], uploads, 4, args.profile_seconds):

@@ -56,16 +56,30 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
 
 @dataclass(frozen=True)
 class CpuSplit:
-    """The servers' CPU per request (ms) split as in the issue: inference (the interpreter's invoke),
-    decode+resize (the gateway's imaging), framework (everything else, gateway and model server)."""
+    """Our servers' CPU per request (ms) split as in the issue: inference (the interpreter's invoke,
+    in the model server), decode+resize (the gateway's imaging), framework (everything else, gateway
+    and model server together)."""
 
-    servers_ms: float
+    gateway_ms: float
+    model_server_ms: float
     inference_ms: float
     decode_resize_ms: float
 
     @property
+    def servers_ms(self) -> float:
+        return self.gateway_ms + self.model_server_ms
+
+    @property
+    def gateway_framework_ms(self) -> float:
+        return self.gateway_ms - self.decode_resize_ms
+
+    @property
+    def model_server_framework_ms(self) -> float:
+        return self.model_server_ms - self.inference_ms
+
+    @property
     def framework_ms(self) -> float:
-        return self.servers_ms - self.inference_ms - self.decode_resize_ms
+        return self.gateway_framework_ms + self.model_server_framework_ms
 
     @property
     def inference_share(self) -> float:

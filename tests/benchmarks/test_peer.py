@@ -18,19 +18,21 @@ def test_measure_charges_the_servers_cpu_per_request(trivial_server):
     point = peer.measure(stack, uploads, 2, Plan(rounds=1, requests=60, time_cap_s=20, concurrencies=(2,)))
     assert point.errors == 0
     assert 5 <= point.server_cpu_ms < 12  # the 5 ms burnt per request, plus the HTTP server's own work
+    assert point.cpu_by_role_ms == {"server": point.server_cpu_ms}
     assert 0 < point.client_cpu_ms < point.server_cpu_ms
     assert point.throughput > 0 and point.p50_ms <= point.p99_ms
     assert 5 < point.rss_mb < 200
 
 
-def point(throughput: float, p50: float, rss: float, server_cpu: float = 20.0) -> Point:
-    return Point(throughput, p50, 2 * p50, server_cpu, 0.3, rss, 0)
+def point(throughput: float, p50: float, rss: float, gateway_cpu: float = 6.0) -> Point:
+    roles = {"gateway": gateway_cpu, "model-server": 14.0}
+    return Point(throughput, p50, 2 * p50, sum(roles.values()), roles, 0.3, rss, 0)
 
 
 def test_tables_show_medians_ratios_and_the_cpu_split(capsys):
     plan = Plan(rounds=3, requests=10, time_cap_s=1, concurrencies=(4,))
     points = {
-        ("ours", 4): [point(100, 10, 200), point(90, 12, 210), point(500, 1, 190)],
+        ("ours", 4): [point(100, 10, 200, 6.0), point(90, 12, 210, 5.0), point(500, 1, 190, 7.0)],
         ("torch", 4): [point(25, 40, 800), point(20, 50, 790), point(30, 45, 805)],
         ("bento", 4): [point(50, 20, 400), point(50, 20, 400), point(50, 20, 400)],
     }
@@ -41,7 +43,8 @@ def test_tables_show_medians_ratios_and_the_cpu_split(capsys):
     # ours/torch: 100/25 req/s, p50 10/45, p99 20/90, RSS 210/805; ours/bento: 2x, 0.5x, 0.5x, 0.525x
     assert "| 4 | 4.00x | 0.22x | 0.22x | 0.26x | 2.00x | 0.50x | 0.50x | 0.53x |" in out
     assert "| 4 | 200.0 | 100.0 | 25.0 | 50.0 | 0.50x | 0.30, 0.30, 0.30 |" in out
-    assert "| 4 | 20.0 | 12.0 | 3.0 | 5.0 | 60% |" in out
+    # gateway 6, model server 14, inference 12 (median of the raw runs), decode 3: framework 3 + 2
+    assert "| 4 | 6.0 | 14.0 | 12.0 | 3.0 | 3.0 | 2.0 | 5.0 | 60% |" in out
 
 
 def test_a_run_with_the_peers_only_prints_no_split(capsys):

@@ -45,6 +45,9 @@ def test_cpu_used_counts_a_process_born_between_readings_from_zero():
 
 
 def test_cpu_split_framework_is_what_inference_and_imaging_leave():
-    split = CpuSplit(servers_ms=20.0, inference_ms=12.0, decode_resize_ms=3.0)
+    split = CpuSplit(gateway_ms=6.0, model_server_ms=14.0, inference_ms=12.0, decode_resize_ms=3.0)
+    assert split.servers_ms == pytest.approx(20.0)
+    assert split.gateway_framework_ms == pytest.approx(3.0)
+    assert split.model_server_framework_ms == pytest.approx(2.0)
     assert split.framework_ms == pytest.approx(5.0)
     assert split.inference_share == pytest.approx(0.6)
