@@ -1,18 +1,28 @@
 """A stand-in for a classification server in the benchmark harness's tests: POST answers 200 after
 burning ``BURN_MS`` of CPU in its thread; with ``CHILD_MB`` it first starts a child process that
-holds that much touched memory and burns CPU until killed, so a process tree has two members.
+holds that much touched memory and burns CPU while the server lives, so a process tree has two members.
 
     python -m tests.benchmarks.trivial_server PORT BURN_MS CHILD_MB
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-CHILD = "import time\nheld = bytearray({mb} << 20)\nheld[::4096] = b'x' * len(held[::4096])\nwhile True:\n    time.sleep(0.01)\n    sum(range(200000))\n"
+# The child burns CPU until its parent is gone (SIGKILL included), and 60 s at most.
+CHILD = """
+import os, time
+parent, end = os.getppid(), time.monotonic() + 60
+held = bytearray({mb} << 20)
+held[::4096] = b"x" * len(held[::4096])
+while os.getppid() == parent and time.monotonic() < end:
+    time.sleep(0.01)
+    sum(range(200000))
+"""
 
 
 def burn(ms: float) -> None:
@@ -45,11 +55,13 @@ def main() -> None:
             burn(burn_ms)
             self._answer(200, b'{"predictions": []}')
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that the child is killed below
     try:
         ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
     finally:
         if child:
             child.kill()
+            child.wait()
 
 
 if __name__ == "__main__":
