@@ -18,12 +18,12 @@ CROP = 224
 
 def to_batch(data: bytes) -> np.ndarray:
     """Encoded image -> uint8 [1, 224, 224, 3]."""
-    image = Image.open(io.BytesIO(data))
-    width, height = image.size
+    encoded = Image.open(io.BytesIO(data))
+    width, height = encoded.size
     scale = RESIZE_SHORTER / min(width, height)
-    if image.format == "JPEG":
-        image.draft("RGB", (max(1, round(width * scale)), max(1, round(height * scale))))
-    image = ImageOps.exif_transpose(image).convert("RGB")
+    if encoded.format == "JPEG":
+        encoded.draft("RGB", (max(1, round(width * scale)), max(1, round(height * scale))))
+    image = ImageOps.exif_transpose(encoded).convert("RGB")
     width, height = image.size
     scale = RESIZE_SHORTER / min(width, height)
     left = round((width * scale - CROP) / 2) / scale
