@@ -72,8 +72,8 @@ class Plan:
     concurrencies: tuple[int, ...]
 
 
-QUICK = Plan(rounds=3, requests=150, time_cap_s=6.0, concurrencies=(1, 4, 8, 16))
-FULL = Plan(rounds=5, requests=300, time_cap_s=10.0, concurrencies=(1, 4, 8, 16))
+QUICK = Plan(rounds=3, requests=120, time_cap_s=5.0, concurrencies=(1, 4, 8, 16))
+FULL = Plan(rounds=5, requests=200, time_cap_s=8.0, concurrencies=(1, 4, 8, 16))
 
 
 @dataclass(frozen=True)
