@@ -11,6 +11,7 @@ from benchmarks.peer import Plan, Point
 from benchmarks.peer_stacks import Stack
 
 
+@pytest.mark.slow  # a real process
 def test_measure_charges_the_servers_cpu_per_request(trivial_server):
     server = trivial_server(burn_ms=5)
     stack = Stack("trivial", server.port, {"server": server.service})

@@ -8,6 +8,7 @@ import pytest
 from benchmarks.process_accounting import CpuSplit, ProcessTree, cpu_used
 
 
+@pytest.mark.slow  # a real process
 def test_the_tree_holds_the_children_and_counts_their_cpu(trivial_server):
     server = trivial_server(0, child_mb=1).service
     tree = ProcessTree([server.process.pid])
@@ -21,6 +22,7 @@ def test_the_tree_holds_the_children_and_counts_their_cpu(trivial_server):
     assert cpu_used(before, after) >= after[child.pid] - before[child.pid]
 
 
+@pytest.mark.slow  # a real process
 def test_rss_sums_the_tree(trivial_server):
     server = trivial_server(0, child_mb=200).service
     root = psutil.Process(server.process.pid)
@@ -32,6 +34,7 @@ def test_rss_sums_the_tree(trivial_server):
     assert tree.rss_bytes() >= (200 << 20) + root.memory_info().rss
 
 
+@pytest.mark.slow  # a real process
 def test_a_process_gone_from_the_tree_is_skipped(trivial_server):
     server = trivial_server(0).service
     tree = ProcessTree([server.process.pid])
