@@ -148,8 +148,8 @@ def test_the_default_batch_fits_the_gpu_primarys_tf_serving_batches():
 
     from gateway.settings import Settings
     from tests.conftest import REPO
-    from tests.gateway.fakes import GATEWAY_ENV as ENV
+    from tests.gateway.fakes import GATEWAY_ENV
 
     config = (REPO / "models" / "primary" / "batching.config").read_text()
     max_batch_size = int(re.search(r"max_batch_size \{ value: (\d+) \}", config).group(1))
-    assert Settings.from_env(ENV).max_batch_images <= max_batch_size
+    assert Settings.from_env(GATEWAY_ENV).max_batch_images <= max_batch_size
