@@ -36,7 +36,6 @@ flame graphs (.svg) and speedscope files (.speedscope.json) under .cache/profile
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -49,12 +48,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks import load_generator, peer_stacks
 from benchmarks.load_generator import Upload
 from benchmarks.peers import venvs
 from benchmarks.process_accounting import CpuSplit, ProcessTree, cpu_used
 from benchmarks.raw_interpreter import InterpreterPool
-from gateway.imaging import ResizePolicy, decode, to_tensor
+from gateway.imaging import decode, to_tensor
+from gateway.settings import Settings as GatewaySettings
 from models.server.settings import available_cores
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,21 +99,20 @@ def photos() -> list[Path]:
     return found
 
 
-def resize_policy(manifest: Path | None) -> ResizePolicy:
-    if manifest is None:
-        return ResizePolicy()
-    values = json.loads(manifest.read_text())["preprocessing"]
-    return ResizePolicy(values["resize_shorter"], values["crop"], values["interpolation"])
+def gateway_tensor(data: bytes, settings: GatewaySettings) -> np.ndarray:
+    """What our gateway sends the model for ``data``: its own decode and resize, its own settings."""
+    assert settings.fallback is not None
+    return to_tensor(decode(data, settings.max_pixels, settings.decode_shorter), settings.fallback.policy)
 
 
-def decode_resize_cpu_ms(images: list[bytes], policy: ResizePolicy, passes: int = 20) -> float:
+def decode_resize_cpu_ms(images: list[bytes], settings: GatewaySettings, passes: int = 20) -> float:
     """Thread CPU per image of the gateway's decode + resize/crop, the median of ``passes`` passes
     over the photos (each photo as often as the load generator sends it)."""
     per_pass = []
     for _ in range(passes):
         start = time.thread_time()
         for data in images:
-            to_tensor(decode(data, 50_000_000, policy.resize_shorter), policy)
+            gateway_tensor(data, settings)
         per_pass.append((time.thread_time() - start) * 1000 / len(images))
     return statistics.median(per_pass)
 
@@ -279,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     cores = available_cores()
     images = [p.read_bytes() for p in photos()]
     uploads = [Upload.multipart(data, f"photo{i}.jpg") for i, data in enumerate(images)]
-    policy = resize_policy(manifest_or_none)
-    batches = [to_tensor(decode(data, 50_000_000, policy.resize_shorter), policy) for data in images]
+    port = {"torch": args.port_base, "bento": args.port_base + 1, "ours": args.port_base + 2}  # ours: to +4
+    gateway_settings = GatewaySettings.from_env(peer_stacks.gateway_env(port["ours"] + 1, manifest_or_none))
+    batches = [gateway_tensor(data, gateway_settings) for data in images]
     pythons = {"torch": venvs.ensure(*venvs.TORCH), "bento": venvs.ensure(*venvs.BENTO)}
     print(
         f"peer: {len(images)} photos, {plan.rounds} rounds x c={list(plan.concurrencies)}, {plan.requests} "
@@ -296,11 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         started: dict[str, peer_stacks.Stack] = {}
         for name in stacks:
             if name == "ours":
-                stack = peer_stacks.start_ours(model, manifest_or_none, args.port_base + 2, folder, cores)
+                stack = peer_stacks.start_ours(model, manifest_or_none, port["ours"], folder, cores)
             elif name == "torch":
-                stack = peer_stacks.start_torch(pythons["torch"], args.port_base, folder, cores, args.torch_threads)
+                stack = peer_stacks.start_torch(pythons["torch"], port["torch"], folder, cores, args.torch_threads)
             else:
-                stack = peer_stacks.start_bento(pythons["bento"], model, args.port_base + 1, folder)
+                stack = peer_stacks.start_bento(pythons["bento"], model, port["bento"], folder)
             running.callback(stack.stop)
             started[name] = stack
         for round_index in range(plan.rounds):
@@ -312,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = pool.run(batches, c, plan.requests, plan.time_cap_s)
                 raw[c].append((result.throughput, result.cpu_ms_per_invoke))
             print(f"peer: round {round_index + 1}/{plan.rounds} done", flush=True)
-        decode_ms = decode_resize_cpu_ms(images, policy)
+        decode_ms = decode_resize_cpu_ms(images, gateway_settings)
         print(
             f"\npeer: measured in {time.monotonic() - started_at:.0f} s; load average "
             f"{os.getloadavg()[0]:.1f} at the end (other jobs share the cores)"

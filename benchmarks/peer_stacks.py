@@ -60,6 +60,14 @@ def check_free(port: int) -> int:
     return port
 
 
+def gateway_env(grpc_port: int, manifest: Path | None) -> dict[str, str]:
+    """Our fallback-only gateway's configuration (the benchmark reads its resize policy from it too)."""
+    env = {"FALLBACK_URL": f"grpc://127.0.0.1:{grpc_port}", "FALLBACK_MODEL": "mobilenet_v3_large"}
+    if manifest is not None:
+        env["FALLBACK_MANIFEST"] = str(manifest)
+    return env
+
+
 def start_ours(model: Path, manifest: Path | None, port: int, scratch: Path, cores: int) -> Stack:
     """The fallback-only gateway and our model server with the compose fallback's layout
     (one interpreter per core, one thread each)."""
@@ -73,10 +81,7 @@ def start_ours(model: Path, manifest: Path | None, port: int, scratch: Path, cor
         INTERPRETERS=str(cores),
         INTERPRETER_THREADS="1",
     )
-    env = {"FALLBACK_URL": f"grpc://{server.grpc_target}", "FALLBACK_MODEL": "mobilenet_v3_large"}
-    if manifest is not None:
-        env["FALLBACK_MANIFEST"] = str(manifest)
-    gateway = Gateway(scratch / "gateway.log", **env)
+    gateway = Gateway(scratch / "gateway.log", **gateway_env(server.grpc_port, manifest))
     gateway.port = check_free(port)
     gateway.env["PORT"] = str(port)
     stack = Stack("ours", port, {"model-server": server, "gateway": gateway})
