@@ -12,6 +12,12 @@ def test_defaults():
     assert settings.primary.policy.resize_shorter == 232 and settings.fallback.policy.resize_shorter == 256
     assert settings.deadline_s == 2.0 and settings.primary_timeout_s == 2.0 and settings.fallback_reserve_s == 0.4
     assert settings.max_body_bytes == 10 << 20 and settings.threads > settings.max_in_flight
+    assert settings.min_call_s == 0.05 and settings.probe_port is None
+
+
+def test_no_fallback_reserve_is_allowed_whatever_the_minimum_call():
+    env = {**GATEWAY_ENV, "FALLBACK_RESERVE_MS": "0", "MIN_MODEL_CALL_MS": "100"}
+    assert Settings.from_env(env).fallback_reserve_s == 0
 
 
 def test_rest_backend_and_fallback_only():
@@ -43,6 +49,14 @@ def test_policy_from_an_export_manifest(tmp_path):
         ({"PRIMARY_INTERPOLATION": "magic"}, "PRIMARY_RESIZE_SHORTER/PRIMARY_INTERPOLATION"),
         ({"PRIMARY_MANIFEST": "/nonexistent.json"}, "PRIMARY_MANIFEST=/nonexistent.json"),
         ({"LABELS_PATH": "/nonexistent"}, "LABELS_PATH=/nonexistent"),
+        ({"MIN_MODEL_CALL_MS": "0"}, "MIN_MODEL_CALL_MS=0 is outside 1..2000"),
+        ({"PORT": "8080", "PROBE_PORT": "8080"}, "PROBE_PORT=8080 must differ from PORT"),
+        ({"PROBE_PORT": "65536"}, "PROBE_PORT=65536 is outside 0..65535"),
+        ({"PRIMARY_TIMEOUT_MS": "30"}, "PRIMARY_TIMEOUT_MS=30 is under MIN_MODEL_CALL_MS=50"),
+        (
+            {"FALLBACK_RESERVE_MS": "80", "MIN_MODEL_CALL_MS": "100"},
+            "FALLBACK_RESERVE_MS=80 is under MIN_MODEL_CALL_MS=100",
+        ),
     ],
 )
 def test_errors_name_the_variable(env, message):
