@@ -125,15 +125,25 @@ class Router:
         return _Race(self, images, deadline).run()
 
     def start(
-        self, backend: Backend, admission: Admission, images: list[Image.Image], tensors: dict, timeout_s: float
+        self,
+        backend: Backend,
+        admission: Admission,
+        images: list[Image.Image],
+        tensors: dict,
+        timeout_s: float,
+        alone: bool,
     ) -> _Attempt:
+        """Start a call; ``alone``: nothing else can start while it runs, so the race will only wait
+        for it and the client may make it on this thread."""
         started = self.clock()
         policy = backend.settings.policy
         if policy not in tensors:
             tensors[policy] = np.concatenate([to_tensor(image, policy) for image in images])
         preprocess_ms = (self.clock() - started) * 1000
         sent = self.clock()
-        future = backend.client.submit(tensors[policy], max(timeout_s - preprocess_ms / 1000, 0.001))
+        future = backend.client.submit(
+            tensors[policy], max(timeout_s - preprocess_ms / 1000, 0.001), caller_waits=alone
+        )
 
         def report(done: Future) -> None:
             latency = self.clock() - sent
@@ -197,9 +207,12 @@ class _Race:
             return
         self.primary_deadline = now + budget
         self.probing = admission == Admission.PROBE
-        self.attempts["primary"] = router.start(router.primary, admission, self.images, self.tensors, budget)
         if router.fallback is not None and settings.hedge.enabled:
             self.hedge_at = now + router.hedge_delay_s()
+        # Without a hedge to start while it runs, the race only waits for the primary until its budget.
+        self.attempts["primary"] = router.start(
+            router.primary, admission, self.images, self.tensors, budget, alone=self.hedge_at is None
+        )
 
     def settle(self, now: float) -> _Attempt | None:
         """Record what finished; return the winner once there is one."""
@@ -236,7 +249,7 @@ class _Race:
                 return False
             self.hedged = not primary_gone
             self.attempts["fallback"] = router.start(
-                router.fallback, admission, self.images, self.tensors, self.deadline - now
+                router.fallback, admission, self.images, self.tensors, self.deadline - now, alone=primary_gone
             )
             return True
         if hedge_due:

@@ -75,10 +75,12 @@ class FakeClient:
         self.timeouts: list[float] = []
         self.batches: list[np.ndarray] = []
         self.labels: list[str | None] = []
+        self.caller_waits: list[bool] = []
 
-    def submit(self, batch, timeout_s, label=None):
+    def submit(self, batch, timeout_s, label=None, caller_waits=False):
         self.calls += 1
         self.labels.append(label)
+        self.caller_waits.append(caller_waits)
         self.timeouts.append(timeout_s)
         self.batches.append(batch)
         future: Future = Future()

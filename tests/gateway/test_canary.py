@@ -96,8 +96,8 @@ def _client(canary_spec: dict, draws: list[float]):
         def __init__(self):
             self.settings = settings
 
-        def submit(self, batch, timeout_s, label=None):
-            return (canary if label == "canary" else stable).submit(batch, timeout_s, label)
+        def submit(self, batch, timeout_s, label=None, caller_waits=False):
+            return (canary if label == "canary" else stable).submit(batch, timeout_s, label, caller_waits)
 
     client = CanaryClient(ByLabel(), SETTINGS, CollectorRegistry(), draw=iter(draws).__next__)
     return client, stable, canary
