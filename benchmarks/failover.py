@@ -52,15 +52,15 @@ def gateway_for(tmp: Path, name: str, primary: str, fallback: str, **env: str) -
     ).start()
 
 
-def death_to_fallback(models: Path, tmp: Path, fallback: ModelServer, image: bytes) -> list[str]:
-    primary = ModelServer(
-        models,
-        PRIMARY,
-        tmp / "primary-kill.log",
-        MODEL_FILE="model_int8.tflite",
-        INTERPRETERS="1",
-        INTERPRETER_THREADS="2",
+def start_primary(models: Path, log: Path) -> ModelServer:
+    """The int8 WRN-50-2 on our LiteRT server, as compose runs it."""
+    return ModelServer(
+        models, PRIMARY, log, MODEL_FILE="model_int8.tflite", INTERPRETERS="1", INTERPRETER_THREADS="2"
     ).start(timeout=120)
+
+
+def death_to_fallback(models: Path, tmp: Path, fallback: ModelServer, image: bytes) -> list[str]:
+    primary = start_primary(models, tmp / "primary-kill.log")
     gateway = gateway_for(tmp, "kill", primary.grpc_target, fallback.grpc_target)
     killed = []
 
@@ -169,14 +169,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         fallback = ModelServer(args.models, FALLBACK, tmp / "fallback.log", INTERPRETERS="1").start()
-        primary = ModelServer(
-            args.models,
-            PRIMARY,
-            tmp / "primary.log",
-            MODEL_FILE="model_int8.tflite",
-            INTERPRETERS="1",
-            INTERPRETER_THREADS="2",
-        ).start(timeout=120)
+        primary = start_primary(args.models, tmp / "primary.log")
         proxy = FaultProxy(primary.grpc_port)
         rows = death_to_fallback(args.models, tmp, fallback, image)
         rows += breaker_open_overhead(tmp, proxy, fallback, image, args.count)

@@ -17,7 +17,7 @@ from common.logs import log_json_to_stdout
 from gateway import create_app
 from gateway.service import Service
 from gateway.settings import Settings, SettingsError
-from gateway.wsgi_server import create_server
+from gateway.wsgi_server import create_server, start_probe_server
 
 log = logging.getLogger("gateway")
 
@@ -44,6 +44,12 @@ def main() -> int:
     except OSError as exc:
         print(f"gateway: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 2
+    try:
+        probe_server = start_probe_server(app, settings)
+    except OSError as exc:
+        print(f"gateway: cannot listen on {settings.host}:{settings.probe_port} (PROBE_PORT): {exc}", file=sys.stderr)
+        server.close()
+        return 2
 
     drained = threading.Event()
     main_thread = threading.get_ident()
@@ -69,12 +75,16 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     backends = ", ".join(f"{b.role} {b.model} at {b.url}" for b in settings.backends)
     log.info("gateway listening on %s:%s; %s", settings.host, server.effective_port, backends)
+    if probe_server is not None:
+        log.info("probes (/healthz, /readyz, /metrics) also on %s:%s", settings.host, probe_server.effective_port)
     try:
         server.run()
     except (KeyboardInterrupt, _Drained):
         pass
     finally:
         server.close()
+        if probe_server is not None:
+            probe_server.close()
         service.close()
         log.info("stopped")
     return 0

@@ -64,6 +64,7 @@ def classify() -> Response:
     total = time.monotonic() - started
     metrics = service.metrics
     metrics.stage_latency.labels("decode").observe(inputs.decode_s)
+    metrics.request_images.observe(len(inputs.images))
     timings = {
         **({"fetch": round(inputs.fetch_s * 1000, 2)} if inputs.by_url else {}),
         "decode": round(inputs.decode_s * 1000, 2),

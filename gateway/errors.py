@@ -105,7 +105,7 @@ class Overloaded(ApiError):
 
 
 class DeadlineExceeded(ApiError):
-    """Reading and decoding the upload used the request's deadline up; no backend was asked."""
+    """Reading and decoding the upload left less than MIN_MODEL_CALL_MS of the deadline; no backend was asked."""
 
     status, code = 503, "deadline_exceeded"
 

@@ -62,8 +62,9 @@ def _hold(memory: Reservation, nbytes: int) -> None:
     except OverBudget as exc:
         if exc.alone:
             raise TooManyPixels(
-                f"decoding this image needs {exc.wanted >> 20} MiB, over the limit of "
-                f"{exc.capacity >> 20} MiB (MEMORY_BUDGET_BYTES)"
+                f"decoding this image needs {exc.wanted >> 20} MiB with what its request already holds "
+                f"(the body, and the images before it in a batch), over the limit of {exc.capacity >> 20} MiB "
+                "(MEMORY_BUDGET_BYTES)"
             ) from None
         raise Overloaded("other uploads hold the decoding memory; retry shortly", {"Retry-After": "1"}) from None
 

@@ -12,6 +12,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # (Prometheus's instrumentation advice: avoid missing metrics).
 FALLBACK_REASONS = ("timeout", "unavailable", "error", "circuit_open")
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+# A URL fetch ends "ok" or with the code of its error (gateway/errors.py), a fixed set.
+URL_FETCH_OUTCOMES = ("ok", "invalid_url", "url_not_allowed", "url_too_large", "url_fetch_failed", "url_fetch_timeout")
+# URL_FETCH_TIMEOUT_MS is at most 120 s.
+_FETCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_IMAGES_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # MAX_BATCH_IMAGES <= 1024
 
 
 class Metrics:
@@ -60,3 +65,21 @@ class Metrics:
         self.circuit_transitions = Counter(
             "gateway_circuit_transitions", "Circuit breaker transitions, by new state", ["backend", "state"], registry=r
         )
+        self.url_fetch = Histogram(
+            "gateway_url_fetch_duration_seconds",
+            "Image fetches by URL, by outcome (ok or the error code); _count counts them",
+            ["outcome"],
+            buckets=_FETCH_BUCKETS,
+            registry=r,
+        )
+        for outcome in URL_FETCH_OUTCOMES:
+            self.url_fetch.labels(outcome)
+        self.request_images = Histogram(
+            "gateway_classify_request_images",
+            "Images named by one classify request (uploaded or by URL), usable or not",
+            buckets=_IMAGES_BUCKETS,
+            registry=r,
+        )
+
+    def observe_url_fetch(self, outcome: str, seconds: float) -> None:
+        self.url_fetch.labels(outcome).observe(seconds)

@@ -8,6 +8,12 @@ by its recent p95 (clamped to [hedge_min, hedge_max]), the fallback is asked too
 a fraction of requests) and the first valid answer wins, the primary's if it comes within a short
 grace window after the fallback's. A half-open circuit's probe request is always hedged, beyond
 the cap: users should not wait for the breaker to find out. Every fallback answer carries its reason.
+
+Only model calls count against a backend's breaker and latency window. A backend is called only with
+at least ``min_call_s`` (MIN_MODEL_CALL_MS) left after the local work before the call (decoding,
+preprocessing), so every timeout it is charged with is one a healthy backend would have beaten; with
+less left it is skipped without touching its breaker, and when no backend could be called for lack of
+time the request is answered ``deadline_exceeded``, not ``models_unavailable``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from PIL import Image
 
 from gateway.breaker import Admission, CircuitBreaker
 from gateway.clients import ModelClient, failure_reason
-from gateway.errors import AllBackendsFailed
+from gateway.errors import AllBackendsFailed, DeadlineExceeded
 from gateway.imaging import to_tensor
 from gateway.metrics import Metrics
 from gateway.settings import BackendSettings, Settings
@@ -73,6 +79,7 @@ class HedgeBudget:
 @dataclass
 class _Attempt:
     backend: Backend
+    admission: Admission
     future: Future
     started: float
     preprocess_ms: float
@@ -125,25 +132,27 @@ class Router:
         return _Race(self, images, deadline).run()
 
     def start(
-        self,
-        backend: Backend,
-        admission: Admission,
-        images: list[Image.Image],
-        tensors: dict,
-        timeout_s: float,
-        alone: bool,
-    ) -> _Attempt:
-        """Start a call; ``alone``: nothing else can start while it runs, so the race will only wait
-        for it and the client may make it on this thread."""
+        self, backend: Backend, images: list[Image.Image], tensors: dict, until: float, alone: bool
+    ) -> _Attempt | str:
+        """Preprocess for ``backend`` and call it with the time left until ``until``; or, without a
+        call, why not: ``circuit_open``, or ``no_time`` when less than ``min_call_s`` is left.
+        ``alone``: nothing else can start while the call runs, so the race will only wait for it and
+        the client may make it on this thread."""
+        if not backend.breaker.would_admit():
+            return "circuit_open"
         started = self.clock()
+        if until - started < self.settings.min_call_s:
+            return "no_time"
         policy = backend.settings.policy
         if policy not in tensors:
             tensors[policy] = np.concatenate([to_tensor(image, policy) for image in images])
-        preprocess_ms = (self.clock() - started) * 1000
         sent = self.clock()
-        future = backend.client.submit(
-            tensors[policy], max(timeout_s - preprocess_ms / 1000, 0.001), caller_waits=alone
-        )
+        if until - sent < self.settings.min_call_s:
+            return "no_time"
+        admission = backend.breaker.admit()  # after the checks: a skipped call must not take a half-open probe
+        if admission is None:
+            return "circuit_open"
+        future = backend.client.submit(tensors[policy], until - sent, caller_waits=alone)
 
         def report(done: Future) -> None:
             latency = self.clock() - sent
@@ -157,7 +166,7 @@ class Router:
                 self.metrics.backend_latency.labels(backend.role, reason).observe(latency)
 
         future.add_done_callback(report)
-        return _Attempt(backend, future, sent, preprocess_ms)
+        return _Attempt(backend, admission, future, sent, (sent - started) * 1000)
 
 
 class _Race:
@@ -170,6 +179,7 @@ class _Race:
         self.deadline = deadline
         self.attempts: dict[str, _Attempt] = {}
         self.reasons: dict[str, str] = {}  # role -> why it did not answer
+        self.out_of_time: set[str] = set()  # roles not called because too little time was left
         self.tensors: dict = {}  # resize policy -> tensor, so both backends share equal policies' work
         self.hedged = False
         self.probing = False
@@ -197,22 +207,26 @@ class _Race:
             return
         fallback_usable = router.fallback is not None and router.fallback.breaker.would_admit()
         reserve = settings.fallback_reserve_s if fallback_usable else 0.0
-        budget = min(settings.primary_timeout_s, self.deadline - now - reserve)
-        if budget <= 0:
-            self.reasons["primary"] = "timeout"
+        self.primary_deadline = now + min(settings.primary_timeout_s, self.deadline - now - reserve)
+        hedging = router.fallback is not None and settings.hedge.enabled
+        # Without a hedge to start while it runs, the race only waits for the primary until its deadline.
+        attempt = self.call(router.primary, self.primary_deadline, alone=not hedging)
+        if attempt is None:
             return
-        admission = router.primary.breaker.admit()
-        if admission is None:
-            self.reasons["primary"] = "circuit_open"
-            return
-        self.primary_deadline = now + budget
-        self.probing = admission == Admission.PROBE
-        if router.fallback is not None and settings.hedge.enabled:
+        self.probing = attempt.admission == Admission.PROBE
+        if hedging:
             self.hedge_at = now + router.hedge_delay_s()
-        # Without a hedge to start while it runs, the race only waits for the primary until its budget.
-        self.attempts["primary"] = router.start(
-            router.primary, admission, self.images, self.tensors, budget, alone=self.hedge_at is None
-        )
+
+    def call(self, backend: Backend, until: float, alone: bool) -> _Attempt | None:
+        """Start ``backend``'s call, or record why it was skipped (a skipped call reads as a timeout)."""
+        attempt = self.router.start(backend, self.images, self.tensors, until, alone)
+        if isinstance(attempt, _Attempt):
+            self.attempts[backend.role] = attempt
+            return attempt
+        if attempt == "no_time":
+            self.out_of_time.add(backend.role)
+        self.reasons[backend.role] = "timeout" if attempt == "no_time" else attempt
+        return None
 
     def settle(self, now: float) -> _Attempt | None:
         """Record what finished; return the winner once there is one."""
@@ -243,14 +257,9 @@ class _Race:
         primary_gone = "primary" in self.reasons
         hedge_due = self.hedge_at is not None and now >= self.hedge_at
         if primary_gone or (hedge_due and (self.probing or router.hedges.allows())):
-            admission = router.fallback.breaker.admit()
-            if admission is None:
-                self.reasons["fallback"] = "circuit_open"
+            if self.call(router.fallback, self.deadline, alone=primary_gone) is None:
                 return False
             self.hedged = not primary_gone
-            self.attempts["fallback"] = router.start(
-                router.fallback, admission, self.images, self.tensors, self.deadline - now, alone=primary_gone
-            )
             return True
         if hedge_due:
             self.hedge_at = None  # over the hedging cap: wait for the primary alone
@@ -308,8 +317,15 @@ class _Race:
             infer_ms=(router.clock() - winner.started) * 1000,
         )
 
-    def failure(self) -> AllBackendsFailed:
+    def failure(self) -> AllBackendsFailed | DeadlineExceeded:
         router = self.router
         router.hedges.record(self.hedged)
+        if self.out_of_time == {b.role for b in (router.primary, router.fallback) if b is not None}:
+            # Every backend was skipped for lack of time: the local work failed the request, not a model.
+            return DeadlineExceeded(
+                f"less than MIN_MODEL_CALL_MS={router.settings.min_call_s * 1000:.0f} ms of the deadline was "
+                "left for a model call after reading, decoding and preprocessing",
+                {"Retry-After": "1"},
+            )
         waits = [b.breaker.retry_in_s for b in (router.primary, router.fallback) if b is not None]
         return AllBackendsFailed(dict(self.reasons), retry_after_s=max(1.0, min(waits, default=1.0)))

@@ -117,7 +117,7 @@ class Service:
             in_flight=InFlight(settings.max_in_flight),
             status_pool=ThreadPoolExecutor(max(1, len(backends)), thread_name_prefix="status"),
             memory=MemoryBudget(settings.memory_budget_bytes),
-            fetcher=UrlFetcher(settings.url_fetch),
+            fetcher=UrlFetcher(settings.url_fetch, observe=metrics.observe_url_fetch),
             canary=canary,
         )
 

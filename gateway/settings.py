@@ -87,12 +87,14 @@ class Settings:
     deadline_s: float  # whole request, from arrival to answer
     primary_timeout_s: float  # most the primary may take of it
     fallback_reserve_s: float  # left for the fallback while it could answer
+    min_call_s: float  # least time left for a model call to be started: a healthy backend answers within it
     status_timeout_s: float
     max_body_bytes: int
     max_pixels: int
     max_in_flight: int
     memory_budget_bytes: int  # bodies and decoded pixels of all requests in flight together
     connection_limit: int
+    probe_port: int | None  # a second port for /healthz, /readyz and /metrics only; None: none
     header_read_timeout_s: float  # from a request's first byte to the end of its headers
     request_read_timeout_s: float  # from a request's first byte to the end of its body
     labels_path: Path
@@ -139,12 +141,14 @@ class Settings:
             deadline_s=deadline_ms / 1000,
             primary_timeout_s=reader.milliseconds("PRIMARY_TIMEOUT_MS", deadline_ms, 1, deadline_ms),
             fallback_reserve_s=reader.milliseconds("FALLBACK_RESERVE_MS", 400, 0, deadline_ms),
+            min_call_s=reader.milliseconds("MIN_MODEL_CALL_MS", min(50, deadline_ms), 1, deadline_ms),
             status_timeout_s=reader.milliseconds("STATUS_TIMEOUT_MS", 500, 10, 60_000),
             max_body_bytes=max_body_bytes,
             max_pixels=reader.int("MAX_PIXELS", 50_000_000, 1, 1_000_000_000),
             max_in_flight=max_in_flight,
             memory_budget_bytes=reader.int("MEMORY_BUDGET_BYTES", 256 << 20, 1 << 20, 1 << 40),
             connection_limit=reader.int("CONNECTION_LIMIT", 1000, 1, 100_000),
+            probe_port=reader.int("PROBE_PORT", 0, 0, 65535) if reader.raw("PROBE_PORT") else None,
             header_read_timeout_s=reader.float("HEADER_READ_TIMEOUT_S", 10.0, 0.1, 3600.0),
             request_read_timeout_s=reader.float("REQUEST_READ_TIMEOUT_S", 60.0, 0.1, 3600.0),
             labels_path=Path(reader.text("LABELS_PATH", str(DEFAULT_LABELS))),
@@ -155,6 +159,9 @@ class Settings:
             max_batch_images=reader.int("MAX_BATCH_IMAGES", 16, 1, 1024),
             canary=_canary(reader),
         )
+        _check_min_call(settings)
+        if settings.probe_port is not None and settings.probe_port == settings.port != 0:
+            raise SettingsError(f"PROBE_PORT={settings.probe_port} must differ from PORT")
         if settings.canary is not None and primary is None:
             raise SettingsError("CANARY_SHARE needs PRIMARY_URL: the canary is a version of the primary model")
         if settings.memory_budget_bytes < 2 * settings.max_body_bytes:
@@ -165,6 +172,21 @@ class Settings:
         if not settings.labels_path.is_file():
             raise SettingsError(f"LABELS_PATH={settings.labels_path} is not a file")
         return settings
+
+
+def _check_min_call(settings: Settings) -> None:
+    """A budget under MIN_MODEL_CALL_MS could never start a call: refuse it rather than silently never call."""
+    least = round(settings.min_call_s * 1000)
+    if settings.primary_timeout_s < settings.min_call_s:
+        raise SettingsError(
+            f"PRIMARY_TIMEOUT_MS={round(settings.primary_timeout_s * 1000)} is under MIN_MODEL_CALL_MS={least}: "
+            "the primary would never be called"
+        )
+    if 0 < settings.fallback_reserve_s < settings.min_call_s:
+        raise SettingsError(
+            f"FALLBACK_RESERVE_MS={round(settings.fallback_reserve_s * 1000)} is under MIN_MODEL_CALL_MS={least}: "
+            "the reserve could never start a fallback call; raise it or set 0 (no reserve)"
+        )
 
 
 def _breaker(reader: EnvReader) -> BreakerSettings:

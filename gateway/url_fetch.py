@@ -28,11 +28,20 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 
 from common.environment import EnvReader, SettingsError
-from gateway.errors import InvalidUrl, UrlFetchDisabled, UrlFetchFailed, UrlFetchTimeout, UrlNotAllowed, UrlTooLarge
+from gateway.errors import (
+    ApiError,
+    InvalidUrl,
+    UrlFetchDisabled,
+    UrlFetchFailed,
+    UrlFetchTimeout,
+    UrlNotAllowed,
+    UrlTooLarge,
+)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]  # (host, port) -> IP addresses
+FetchObserver = Callable[[str, float], None]  # (outcome, seconds)
 MODES = ("off", "allowlist", "public")
 REDIRECTS = (301, 302, 303, 307, 308)
 _CHUNK = 64 << 10
@@ -104,12 +113,18 @@ class _Target:
 
 class UrlFetcher:
     def __init__(
-        self, settings: UrlFetchSettings, resolver: Resolver = system_resolver, tls: ssl.SSLContext | None = None
+        self,
+        settings: UrlFetchSettings,
+        resolver: Resolver = system_resolver,
+        tls: ssl.SSLContext | None = None,
+        observe: FetchObserver | None = None,
     ):
-        """``resolver`` and ``tls`` (certificate authorities) are replaced in tests only."""
+        """``resolver`` and ``tls`` (certificate authorities) are replaced in tests only; ``observe``
+        is told each fetch's outcome ("ok" or the error's code) and seconds."""
         self.settings = settings
         self._resolve = resolver
         self._tls = tls or ssl.create_default_context(cafile=certifi.where())
+        self._observe = observe or (lambda _outcome, _seconds: None)
 
     def require_enabled(self) -> None:
         if self.settings.mode == "off":
@@ -118,7 +133,19 @@ class UrlFetcher:
     def fetch(self, url: str) -> bytes:
         """The body of ``url`` after at most ``max_redirects`` redirects, or an ApiError."""
         self.require_enabled()
-        deadline = time.monotonic() + self.settings.timeout_s
+        started = time.monotonic()
+        outcome = "internal_error"  # an unexpected exception
+        try:
+            body = self._follow(url, started + self.settings.timeout_s)
+            outcome = "ok"
+            return body
+        except ApiError as error:
+            outcome = error.code
+            raise
+        finally:
+            self._observe(outcome, time.monotonic() - started)
+
+    def _follow(self, url: str, deadline: float) -> bytes:
         for _ in range(self.settings.max_redirects + 1):
             target = self._check(url)
             status, location, body = self._get(target, deadline)

@@ -113,7 +113,7 @@ def latency_heatmap(title: str, expr: str, unit: str, width: int = 6) -> heatmap
 def build() -> model.Dashboard:
     rate = "$__rate_interval"
     ok = 'gateway_classify_requests_total{code="200"}'
-    circuit_mappings = [
+    circuit_mappings: list[model.ValueMapping] = [
         model.ValueMap(
             options={
                 value: model.ValueMappingResult(text=text, color=color, index=i)
@@ -244,6 +244,37 @@ def build() -> model.Dashboard:
             .with_target(query("max by (job, state) (litert_model_state == 1)", "{{job}} {{state}}"))
             .with_target(query("min by (job) (up)", "{{job}} up", "B"))
             .thresholds(thresholds((None, "red"), (1, "green")))
+        )
+    )
+
+    board = (
+        board.with_row(dash.Row("Inputs: batches and URL fetches"))
+        .with_panel(
+            latency_heatmap(
+                "Images per classify request (gateway)",
+                f"sum by (le) (increase(gateway_classify_request_images_bucket[{rate}]))",
+                "short",
+                width=8,
+            )
+        )
+        .with_panel(
+            series(
+                "URL fetches by outcome",
+                "reqps",
+                query(
+                    f"sum by (outcome) (rate(gateway_url_fetch_duration_seconds_count[{rate}]))",
+                    "{{outcome}}",
+                ),
+                stacked=True,
+            ).span(8)
+        )
+        .with_panel(
+            latency_heatmap(
+                "URL fetch duration",
+                f"sum by (le) (increase(gateway_url_fetch_duration_seconds_bucket[{rate}]))",
+                "s",
+                width=8,
+            )
         )
     )
     built = board.build()

@@ -118,9 +118,9 @@ def final_targets(dockerfile: str) -> list[str]:
 def expected_images() -> list[dict]:
     images = []
     for dockerfile in tracked_files("*Dockerfile"):
+        # A named target names its image; a Dockerfile with one unnamed image, its folder.
         folder = Path(dockerfile).parent.name
-        targets = final_targets(dockerfile)
-        for target in targets:
+        for target in final_targets(dockerfile):
             base = (
                 re.search(rf"(?im)^FROM\s+(\S+)\s+AS\s+{re.escape(target)}\s*$", (REPO / dockerfile).read_text())
                 if target
@@ -129,7 +129,7 @@ def expected_images() -> list[dict]:
             tfserving = base is not None and "TFSERVING" in base.group(1)
             images.append(
                 {
-                    "name": f"{folder}-{target}" if len(targets) > 1 else folder,
+                    "name": target or folder,
                     "dockerfile": dockerfile,
                     "target": target,
                     "platforms": "linux/amd64" if tfserving else "linux/amd64,linux/arm64",
@@ -146,8 +146,8 @@ def test_every_dockerfile_target_is_built_and_published(job):
 
 def test_the_scan_of_dockerfiles_finds_the_targets_it_must():
     # The matrix test above is only as good as this reading of the Dockerfiles.
-    assert final_targets("models/primary/Dockerfile") == ["litert", "tfserving"]
-    assert final_targets("gateway/Dockerfile") == [""]
+    assert final_targets("Dockerfile") == ["gateway", "certs", "fallback", "primary-litert", "primary-tfserving"]
+    assert final_targets("ingress/edge/Dockerfile") == [""]
 
 
 def test_images_are_built_on_every_push_and_pull_request_and_pushed_nowhere():
@@ -231,7 +231,7 @@ def test_pinned_versions_agree_with_the_code_that_uses_them():
     assert f"torch=={TORCH_VERSION}" in torch
     kompose = re.search(r'KOMPOSE_VERSION = "(\S+)"', (REPO / "tools" / "kompose_export.py").read_text()).group(1)
     assert env["KOMPOSE_VERSION"] == f"v{kompose}"
-    gpu_base = re.search(r"(?m)^ARG TFSERVING_BASE=(\S+)$", (REPO / "models/primary/Dockerfile").read_text()).group(1)
+    gpu_base = re.search(r"(?m)^ARG TFSERVING_BASE=(\S+)$", (REPO / "Dockerfile").read_text()).group(1)
     assert gpu_base.endswith("-gpu") and env["TFSERVING_CPU_BASE"] == gpu_base.removesuffix("-gpu")
     for tool in ("KIND", "KUBECTL", "KOMPOSE", "TRIVY"):
         assert re.fullmatch(r"[0-9a-f]{64}", env[f"{tool}_SHA256"]), tool
@@ -268,7 +268,7 @@ def test_the_real_weights_checks_the_job_runs_are_valid_commands():
 def test_the_real_weights_job_checks_our_tfserving_image_on_the_cpu_base():
     job = JOBS["real-weights"]
     build = next(step for step in steps_using(job, "docker/build-push-action"))["with"]
-    assert build["file"] == "models/primary/Dockerfile" and build["target"] == "tfserving"
+    assert build["file"] == "Dockerfile" and build["target"] == "primary-tfserving"
     assert "TFSERVING_BASE=${{ env.TFSERVING_CPU_BASE }}" in build["build-args"].splitlines()
     assert "WEIGHTS=imagenet" in build["build-args"].splitlines()
     commands = " ".join(run_lines(job))
@@ -288,7 +288,7 @@ def test_the_real_weights_job_checks_our_tfserving_image_on_the_cpu_base():
 def test_dependabot_updates_actions_pip_and_every_dockerfile_base():
     updates = {update["package-ecosystem"]: update for update in DEPENDABOT["updates"]}
     assert set(updates) == {"github-actions", "pip", "docker"}
-    folders = {"/" + str(Path(dockerfile).parent) for dockerfile in tracked_files("*Dockerfile")}
+    folders = {str(Path("/") / Path(dockerfile).parent) for dockerfile in tracked_files("*Dockerfile")}
     assert set(updates["docker"]["directories"]) == folders
 
 

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -62,10 +63,12 @@ def test_every_variant_is_valid(files, profile):
     primary = services["primary"]
     if files == ("compose.yaml",):
         assert not gpu, "the default must start on a host without a GPU"
-        assert primary["build"]["target"] == "litert" and primary["image"].startswith("classifier/primary-litert:")
+        assert primary["build"]["target"] == "primary-litert" and primary["image"].startswith(
+            "classifier/primary-litert:"
+        )
     else:
         assert gpu == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
-        assert primary["build"]["target"] == "tfserving" and primary["image"].startswith(
+        assert primary["build"]["target"] == "primary-tfserving" and primary["image"].startswith(
             "classifier/primary-tfserving:"
         )
         assert not primary.get("environment"), "the LiteRT server's settings mean nothing to TF-Serving"
@@ -90,6 +93,43 @@ def test_compose_file_uses_the_specification_format():
         assert ":latest" not in text, dockerfile
         assert "USER 10001" in text, f"{dockerfile} must run as a fixed non-root UID"
         assert (REPO / f"{dockerfile}.dockerignore").exists(), dockerfile
+
+
+# Every URL_FETCH* variable the gateway reads (gateway/url_fetch.py names each one in quotes once).
+URL_FETCH_SETTINGS = sorted(set(re.findall(r'"(URL_FETCH\w*)"', (REPO / "gateway" / "url_fetch.py").read_text())))
+GATEWAYS = ("gateway", "gateway-fallback")
+
+
+def test_both_gateways_get_the_url_fetch_settings_with_the_gateways_defaults(monkeypatch):
+    from gateway.settings import Settings
+
+    assert "URL_FETCH" in URL_FETCH_SETTINGS and "URL_FETCH_MAX_REDIRECTS" in URL_FETCH_SETTINGS
+    for name in URL_FETCH_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    services = config("--profile", "edge")["services"]
+    for name in GATEWAYS:
+        env = services[name]["environment"]
+        assert set(URL_FETCH_SETTINGS) <= set(env), name
+        unset = {key: value for key, value in env.items() if key not in URL_FETCH_SETTINGS}
+        assert Settings.from_env(env).url_fetch == Settings.from_env(unset).url_fetch, name
+
+
+def test_both_gateways_take_the_url_fetch_settings_from_the_users_environment(monkeypatch):
+    chosen = {
+        "URL_FETCH": "allowlist",
+        "URL_FETCH_ALLOWLIST": "images.example.com,.cdn.example.com",
+        "URL_FETCH_ALLOW_NETWORKS": "10.20.0.0/16",
+        "URL_FETCH_MAX_BYTES": "2048",
+        "URL_FETCH_CONNECT_TIMEOUT_MS": "300",
+        "URL_FETCH_TIMEOUT_MS": "900",
+        "URL_FETCH_MAX_REDIRECTS": "1",
+    }
+    assert sorted(chosen) == URL_FETCH_SETTINGS
+    for name, value in chosen.items():
+        monkeypatch.setenv(name, value)
+    services = config("--profile", "edge")["services"]
+    for name in GATEWAYS:
+        assert {key: services[name]["environment"].get(key) for key in chosen} == chosen, name
 
 
 def test_photos_are_classified_by_the_primary(stack):
@@ -178,7 +218,7 @@ def test_mtls_profile_configures_both_ends():
     """compose.mtls.yaml (profile mtls): certificates made first, servers requiring client
     certificates, the gateway presenting one, health checks over HTTPS with the server's own."""
     services = config("--profile", "mtls", files=("compose.yaml", "compose.mtls.yaml"))["services"]
-    assert services["certs"]["build"]["dockerfile"] == "tools/certs/Dockerfile"
+    assert services["certs"]["build"]["target"] == "certs"
     for server, model in (("primary", "wide_resnet50_2"), ("fallback", "mobilenet_v3_large")):
         service = services[server]
         assert service["environment"]["SSL_CONFIG_FILE"] == f"/certs/{server}.ssl_config"

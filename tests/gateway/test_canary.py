@@ -14,8 +14,7 @@ from gateway.canary import CanaryClient, CanaryJudge
 from gateway.settings import CanarySettings, Settings, SettingsError
 from local_mode.processes import Gateway, wait_until
 from tests.gateway.canary_models import canary_server
-from tests.gateway.fakes import GATEWAY_ENV as ENV
-from tests.gateway.fakes import FakeClient
+from tests.gateway.fakes import GATEWAY_ENV, FakeClient
 from tests.models.server.conftest import MOBILENET
 
 SETTINGS = CanarySettings(
@@ -40,13 +39,13 @@ class Clock:
 
 
 def test_settings_read_and_checked():
-    canary = Settings.from_env({**ENV, "CANARY_SHARE": "0.2", "CANARY_GRACE_MS": "30"}).canary
+    canary = Settings.from_env({**GATEWAY_ENV, "CANARY_SHARE": "0.2", "CANARY_GRACE_MS": "30"}).canary
     assert canary.share == 0.2 and canary.grace_s == 0.03 and canary.window_s == 60 and canary.min_requests == 20
-    assert Settings.from_env(ENV).canary is None
+    assert Settings.from_env(GATEWAY_ENV).canary is None
     with pytest.raises(SettingsError, match="CANARY_SHARE=1.5 is outside"):
-        Settings.from_env({**ENV, "CANARY_SHARE": "1.5"})
+        Settings.from_env({**GATEWAY_ENV, "CANARY_SHARE": "1.5"})
     with pytest.raises(SettingsError, match="CANARY_SHARE needs PRIMARY_URL"):
-        Settings.from_env({**ENV, "PRIMARY_URL": "", "CANARY_SHARE": "0.1"})
+        Settings.from_env({**GATEWAY_ENV, "PRIMARY_URL": "", "CANARY_SHARE": "0.1"})
 
 
 def test_a_good_canary_keeps_its_share():
@@ -89,7 +88,7 @@ def test_old_calls_leave_the_window():
 
 
 def _client(canary_spec: dict, draws: list[float]):
-    settings = Settings.from_env({**ENV, "CANARY_SHARE": "0.5"}).primary
+    settings = Settings.from_env({**GATEWAY_ENV, "CANARY_SHARE": "0.5"}).primary
     stable, canary = FakeClient(settings, top=1), FakeClient(settings, top=1, **canary_spec)
 
     class ByLabel:
@@ -139,7 +138,7 @@ def test_a_canary_call_is_mirrored_and_answered_by_stable_when_the_canary_fails_
 
 # Margins wide enough that a good canary on a busy 2-core CI machine is not judged worse, narrow
 # enough that a canary ~0.7 s slower than stable's ~30 ms is.
-GATEWAY_ENV = {
+CANARY_GATEWAY_ENV = {
     "PRIMARY_MODEL": MOBILENET,
     "HEDGE": "false",
     "CANARY_SHARE": "0.5",
@@ -174,7 +173,9 @@ def test_canary_on_real_processes(tmp_path, exported_models, canary_models, jpeg
             30,
             "both versions",
         )
-        with Gateway(tmp_path / "gateway.log", PRIMARY_URL=f"grpc://{server.grpc_target}", **GATEWAY_ENV) as gateway:
+        with Gateway(
+            tmp_path / "gateway.log", PRIMARY_URL=f"grpc://{server.grpc_target}", **CANARY_GATEWAY_ENV
+        ) as gateway:
             gateway.start()
             answers = [
                 requests.post(f"{gateway.url}/classify", files={"file": ("p.jpg", jpeg)}, timeout=10) for _ in range(40)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 from urllib3 import encode_multipart_formdata
 
+from gateway import imaging
 from gateway.url_fetch import UrlFetcher
 from tests.gateway.test_url_fetch import TABLE, Resolver
 
@@ -148,8 +149,50 @@ def test_the_default_batch_fits_the_gpu_primarys_tf_serving_batches():
 
     from gateway.settings import Settings
     from tests.conftest import REPO
-    from tests.gateway.fakes import GATEWAY_ENV as ENV
+    from tests.gateway.fakes import GATEWAY_ENV
 
     config = (REPO / "models" / "primary" / "batching.config").read_text()
     max_batch_size = int(re.search(r"max_batch_size \{ value: (\d+) \}", config).group(1))
-    assert Settings.from_env(ENV).max_batch_images <= max_batch_size
+    assert Settings.from_env(GATEWAY_ENV).max_batch_images <= max_batch_size
+
+
+def solid_png_of(value: int, size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (value, value, value)).save(buffer, format="PNG")  # a few KB: one colour
+    return buffer.getvalue()
+
+
+def test_images_of_a_batch_over_the_memory_budget_are_413_before_their_pixels_are_decoded(make_app, monkeypatch):
+    """The budget holds the body, the first image and a small one, not the second's decode besides them."""
+    parts = [solid_png_of(10, (1500, 1500)), solid_png_of(20, (1600, 1600)), solid_png(30)]
+    body, content_type = encode_multipart_formdata([("file", (f"{i}.png", data)) for i, data in enumerate(parts)])
+    second = Image.open(io.BytesIO(parts[1]))
+    held_before_second = 2 * len(body) + 1500 * 1500 * 4  # the body and its copy, then the first image as RGBA
+    budget = held_before_second + imaging.peak_bytes(second, second.size, len(parts[1])) - 1
+    app = make_app(primary={"top": None}, MAX_BODY_BYTES="1048576", MEMORY_BUDGET_BYTES=str(budget))
+    loaded: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def recording_load(image):
+        loaded.append(image.size)
+        return real_load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
+    response = app.test_client().post("/classify", data=body, content_type=content_type)
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert tops(response.get_json()) == [10, "too_many_pixels", 30]
+    assert "MEMORY_BUDGET_BYTES" in results[1]["error"]["message"]
+    assert set(loaded) == {(1500, 1500), (300, 260)}, "the second image is refused before it is decoded"
+    assert app.extensions["classifier"].memory.used == 0
+    assert app.clients["primary"].batches[0].shape == (2, 224, 224, 3)
+
+
+def test_a_single_image_over_the_memory_budget_is_413_before_its_pixels_are_decoded(make_app, monkeypatch):
+    data = solid_png_of(10, (1600, 1600))
+    app = make_app(MAX_BODY_BYTES="1048576", MEMORY_BUDGET_BYTES=str(8 << 20))
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: pytest.fail(f"decoded {image.size}"))
+    response = app.test_client().post("/classify", data=data, content_type="image/png")
+    assert response.status_code == 413 and response.content_type == "application/json"
+    assert response.get_json()["error"]["code"] == "too_many_pixels"
+    assert app.clients["primary"].calls == app.clients["fallback"].calls == 0

@@ -17,12 +17,13 @@ from tests.conftest import REPO
 def test_sigterm_drains_then_exits_cleanly(tmp_path, sigint):
     """Started with SIGINT ignored (nohup, or ``&`` in a script), the old code logged "drained" and
     kept listening; every clean stop also logged a "Logging error"."""
-    port = free_port()
+    port, probe_port = free_port(), free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "PROBE_PORT": str(probe_port),
         "PRIMARY_URL": "grpc://127.0.0.1:1",
         "PRIMARY_MODEL": "m",
         "SHUTDOWN_GRACE_S": "0.5",
@@ -41,6 +42,7 @@ def test_sigterm_drains_then_exits_cleanly(tmp_path, sigint):
             wait_until(
                 lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, 30, "gateway alive", process
             )
+            assert requests.get(f"http://127.0.0.1:{probe_port}/readyz", timeout=2).status_code == 503  # no backend
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=10)

@@ -11,7 +11,7 @@ import requests
 from gateway.settings import Settings, SettingsError
 from local_mode.processes import Gateway, ModelServer
 from tests.conftest import REPO
-from tests.gateway.fakes import GATEWAY_ENV as ENV
+from tests.gateway.fakes import GATEWAY_ENV
 from tests.models.server.conftest import MOBILENET
 
 
@@ -80,7 +80,7 @@ def test_gateway_without_a_valid_client_certificate_is_refused(mtls_server, pki,
 
 def test_wrong_ca_fails_the_gateway_start_with_one_line(pki, tmp_path):
     """A client certificate given as the CA: the gateway refuses to start, naming the variable."""
-    env = {"PATH": "/usr/bin:/bin", **ENV, **_tls_env("PRIMARY", pki.client[0], *pki.client)}
+    env = {"PATH": "/usr/bin:/bin", **GATEWAY_ENV, **_tls_env("PRIMARY", pki.client[0], *pki.client)}
     result = subprocess.run(
         [sys.executable, "-m", "gateway"], cwd=REPO, capture_output=True, text=True, timeout=60, env=env
     )
@@ -101,13 +101,13 @@ def test_wrong_ca_fails_the_gateway_start_with_one_line(pki, tmp_path):
 )
 def test_tls_settings_are_validated(pki, extra, message):
     files = {"CA": str(pki.ca), "CERT": str(pki.client[0]), "KEY": str(pki.client[1]), "OTHER_KEY": str(pki.expired[1])}
-    env = {**ENV, **{name: files.get(value, value) for name, value in extra.items()}}
+    env = {**GATEWAY_ENV, **{name: files.get(value, value) for name, value in extra.items()}}
     with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
         Settings.from_env(env)
 
 
 def test_tls_settings_are_held_per_backend(pki):
-    settings = Settings.from_env({**ENV, **_tls_env("PRIMARY", pki.ca, *pki.client)})
+    settings = Settings.from_env({**GATEWAY_ENV, **_tls_env("PRIMARY", pki.ca, *pki.client)})
     assert settings.primary.tls.ca == pki.ca and settings.primary.tls.cert == pki.client[0]
     assert settings.fallback.tls is None
 

@@ -6,7 +6,9 @@ asserts when the answer came rather than a range wide enough for a busy machine.
 import pytest
 from PIL import Image
 
+from gateway import routing
 from gateway.breaker import CircuitBreaker, State
+from gateway.errors import DeadlineExceeded
 from gateway.metrics import Metrics
 from gateway.routing import AllBackendsFailed, Backend, Router
 from gateway.settings import Settings
@@ -228,3 +230,80 @@ def test_a_call_the_race_only_waits_for_may_run_on_the_request_thread(primary, f
     router, backends = make_router(primary, fallback, **env)
     classify(router)
     assert {role: backend.client.caller_waits for role, backend in backends.items()} == expected
+
+
+def classify_with(router, left_s):
+    """Classify when local work (reading, decoding) has left ``left_s`` of the deadline."""
+    return router.classify([IMAGE], deadline=router.clock() + left_s)
+
+
+def test_a_primary_call_without_enough_time_is_skipped_not_charged():
+    """With 20 ms left for the primary (1000 ms deadline, 300 ms reserve, 680 ms of decoding) the old
+    router called it anyway; the healthy primary (30 ms) timed out and three such requests opened its circuit."""
+    router, backends = make_router({"delay_s": 0.03}, {"delay_s": 0.01})
+    for _ in range(5):
+        outcome = classify_with(router, 0.32)
+        assert (outcome.fallback, outcome.fallback_reason) == (True, "timeout")
+    primary = backends["primary"]
+    assert primary.client.calls == 0 and primary.breaker.state == State.CLOSED
+    assert primary.breaker.latencies.percentile(0, minimum=1) is None, "no latency sample either"
+    assert classify(router)[0].fallback is False, "the next request with time to spare goes to the primary"
+
+
+def test_preprocessing_counts_as_local_work(monkeypatch):
+    """60 ms are left before preprocessing, 20 ms after it: under MIN_MODEL_CALL_MS (50), so no call."""
+    router, backends = make_router({"delay_s": 0.03}, {"delay_s": 0.01}, FALLBACK_RESERVE_MS="0")
+    real = routing.to_tensor
+
+    def slow_to_tensor(image, policy):
+        router.clock.now += 0.04
+        return real(image, policy)
+
+    monkeypatch.setattr(routing, "to_tensor", slow_to_tensor)
+    with pytest.raises(DeadlineExceeded):
+        classify_with(router, 0.06)
+    assert backends["primary"].client.calls == backends["fallback"].client.calls == 0
+
+
+def test_no_time_for_any_backend_is_a_deadline_error_that_charges_no_breaker():
+    """The old router skipped the primary and called the fallback with 30 ms; the healthy fallback
+    (40 ms) timed out, the request was `models_unavailable` and three of them opened its circuit."""
+    router, backends = make_router({"delay_s": 0.04}, {"delay_s": 0.04})
+    for _ in range(5):
+        with pytest.raises(DeadlineExceeded) as caught:
+            classify_with(router, 0.03)
+        assert caught.value.status == 503 and "MIN_MODEL_CALL_MS=50" in caught.value.message
+    for backend in backends.values():
+        assert backend.client.calls == 0 and backend.breaker.state == State.CLOSED
+    assert classify(router)[0].fallback is False
+
+
+def test_a_skipped_call_leaves_the_half_open_probe_for_a_request_with_time():
+    router, backends = make_router({"delay_s": 0.03}, {"delay_s": 0.01})
+    breaker = backends["primary"].breaker = CircuitBreaker("primary", 3, 0.0, 0.0, clock=router.clock)
+    for _ in range(3):
+        breaker.record_failure(breaker.admit(), "unavailable")
+    outcome = classify_with(router, 0.32)  # cool-down over, but no time for the primary
+    assert outcome.fallback_reason == "timeout" and backends["primary"].client.calls == 0
+    assert breaker.would_admit(), "the probe is still free"
+    outcome, _ = classify(router)
+    assert outcome.fallback is False and breaker.state == State.CLOSED, "the next request probed and closed it"
+
+
+def test_a_call_with_the_minimum_time_that_times_out_is_the_backends_failure():
+    router, backends = make_router({"delay_s": 5}, {"delay_s": 0.01}, MIN_MODEL_CALL_MS="50")
+    for _ in range(3):
+        outcome = classify_with(router, 0.36)  # 60 ms for the primary: enough for a healthy one
+        assert outcome.fallback_reason == "timeout"
+    assert backends["primary"].client.timeouts == [pytest.approx(0.06)] * 3
+    assert backends["primary"].breaker.state == State.OPEN
+
+
+def test_a_circuit_open_primary_and_no_time_for_the_fallback_is_models_unavailable():
+    router, backends = make_router({"error": "unavailable"}, {"delay_s": 0.01})
+    for _ in range(3):
+        classify(router)
+    with pytest.raises(AllBackendsFailed) as caught:
+        classify_with(router, 0.03)
+    assert caught.value.reasons == {"primary": "circuit_open", "fallback": "timeout"}
+    assert backends["fallback"].client.calls == 3 and backends["fallback"].breaker.state == State.CLOSED

@@ -3,15 +3,21 @@ import json
 import pytest
 
 from gateway.settings import Settings, SettingsError
-from tests.gateway.fakes import GATEWAY_ENV as ENV
+from tests.gateway.fakes import GATEWAY_ENV
 
 
 def test_defaults():
-    settings = Settings.from_env(ENV)
+    settings = Settings.from_env(GATEWAY_ENV)
     assert settings.primary.protocol == "grpc" and settings.primary.target == "127.0.0.1:1"
     assert settings.primary.policy.resize_shorter == 232 and settings.fallback.policy.resize_shorter == 256
     assert settings.deadline_s == 2.0 and settings.primary_timeout_s == 2.0 and settings.fallback_reserve_s == 0.4
     assert settings.max_body_bytes == 10 << 20 and settings.threads > settings.max_in_flight
+    assert settings.min_call_s == 0.05 and settings.probe_port is None
+
+
+def test_no_fallback_reserve_is_allowed_whatever_the_minimum_call():
+    env = {**GATEWAY_ENV, "FALLBACK_RESERVE_MS": "0", "MIN_MODEL_CALL_MS": "100"}
+    assert Settings.from_env(env).fallback_reserve_s == 0
 
 
 def test_rest_backend_and_fallback_only():
@@ -23,7 +29,7 @@ def test_rest_backend_and_fallback_only():
 def test_policy_from_an_export_manifest(tmp_path):
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"preprocessing": {"resize_shorter": 240, "crop": 224, "interpolation": "bicubic"}}))
-    settings = Settings.from_env({**ENV, "PRIMARY_MANIFEST": str(manifest), "PRIMARY_RESIZE_SHORTER": ""})
+    settings = Settings.from_env({**GATEWAY_ENV, "PRIMARY_MANIFEST": str(manifest), "PRIMARY_RESIZE_SHORTER": ""})
     assert settings.primary.policy.resize_shorter == 240 and settings.primary.policy.interpolation == "bicubic"
 
 
@@ -43,11 +49,19 @@ def test_policy_from_an_export_manifest(tmp_path):
         ({"PRIMARY_INTERPOLATION": "magic"}, "PRIMARY_RESIZE_SHORTER/PRIMARY_INTERPOLATION"),
         ({"PRIMARY_MANIFEST": "/nonexistent.json"}, "PRIMARY_MANIFEST=/nonexistent.json"),
         ({"LABELS_PATH": "/nonexistent"}, "LABELS_PATH=/nonexistent"),
+        ({"MIN_MODEL_CALL_MS": "0"}, "MIN_MODEL_CALL_MS=0 is outside 1..2000"),
+        ({"PORT": "8080", "PROBE_PORT": "8080"}, "PROBE_PORT=8080 must differ from PORT"),
+        ({"PROBE_PORT": "65536"}, "PROBE_PORT=65536 is outside 0..65535"),
+        ({"PRIMARY_TIMEOUT_MS": "30"}, "PRIMARY_TIMEOUT_MS=30 is under MIN_MODEL_CALL_MS=50"),
+        (
+            {"FALLBACK_RESERVE_MS": "80", "MIN_MODEL_CALL_MS": "100"},
+            "FALLBACK_RESERVE_MS=80 is under MIN_MODEL_CALL_MS=100",
+        ),
     ],
 )
 def test_errors_name_the_variable(env, message):
     with pytest.raises(SettingsError) as caught:
-        Settings.from_env({**ENV, **env})
+        Settings.from_env({**GATEWAY_ENV, **env})
     assert message in str(caught.value)
 
 
@@ -82,7 +96,7 @@ def test_the_process_stops_with_one_line_naming_the_variable(env, line):
 def test_durations_are_held_in_seconds_and_grouped():
     settings = Settings.from_env(
         {
-            **ENV,
+            **GATEWAY_ENV,
             "BREAKER_COOLDOWN_MS": "1500",
             "BREAKER_LATENCY_MS": "250",
             "HEDGE": "true",
@@ -94,4 +108,4 @@ def test_durations_are_held_in_seconds_and_grouped():
     assert settings.breaker.latency_bound_s == 0.25 and settings.status_timeout_s == 0.5
     assert (settings.hedge.enabled, settings.hedge.min_delay_s, settings.hedge.max_delay_s) == (True, 0.03, 0.8)
     assert settings.hedge.primary_grace_s == 0.005
-    assert Settings.from_env(ENV).breaker.latency_bound_s is None, "0 turns the latency bound off"
+    assert Settings.from_env(GATEWAY_ENV).breaker.latency_bound_s is None, "0 turns the latency bound off"

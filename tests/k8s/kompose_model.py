@@ -55,15 +55,24 @@ class Unmodelled(ValueError):
     """compose.yaml uses something this model does not know kompose's output for."""
 
 
-def interpolate(text: str) -> str:
-    """compose-go's ${VAR:-default} with an empty environment, as the regenerate job runs it."""
+def interpolate(value: Any) -> Any:
+    """compose-go's ${VAR:-default} with an empty environment, as the regenerate job runs it. It
+    substitutes in the strings of the loaded document (compose-go v2.8.1 loader/loader.go:438,
+    interpolation/interpolation.go:72-87), so `${URL_FETCH:-off}` stays the string "off" and
+    `${X:-}` the empty string (no caster applies to environment values, loader/interpolate.go)."""
 
     def substitute(match: re.Match) -> str:
         if match.group(2) is None:
             raise Unmodelled(f"${{{match.group(1)}}} has no default: kompose's output would depend on the environment")
         return match.group(2)
 
-    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", substitute, text)
+    if isinstance(value, dict):
+        return {key: interpolate(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item) for item in value]
+    if isinstance(value, str):
+        return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", substitute, value)
+    return value
 
 
 def seconds(duration: str) -> int:
@@ -209,8 +218,11 @@ def convert_service(name: str, service: dict) -> dict[str, dict]:
     container: dict[str, Any] = {
         "name": name.replace("_", "-"),
         "image": service["image"],
+        # An empty value is no "value" key: kompose marshals to JSON first (marshalWithIndent,
+        # k8sutils.go:384) and k8s.io/api core/v1 EnvVar's Value is `json:"value,omitempty"`.
         "env": [
-            {"name": key, "value": str(value)} for key, value in sorted(key_values(service.get("environment")).items())
+            {"name": key, **({"value": value} if value else {})}
+            for key, value in sorted(key_values(service.get("environment")).items())
         ],
         "livenessProbe": liveness(service.get("healthcheck"), labels),
         "readinessProbe": readiness(labels),
@@ -290,7 +302,7 @@ def prune(value: Any) -> Any:
 
 def convert(compose_file: Path) -> dict[str, str]:
     """File name -> text, as kompose writes them into --out (transformer/utils.go:282-311)."""
-    document = yaml.safe_load(interpolate(compose_file.read_text()))
+    document = interpolate(yaml.safe_load(compose_file.read_text()))
     services = {name.lower(): service for name, service in document["services"].items() if not service.get("profiles")}
     written: dict[str, str] = {}
     for name in sorted(services):

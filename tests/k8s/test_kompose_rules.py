@@ -82,3 +82,15 @@ def test_a_variable_without_default_is_refused(tmp_path: Path):
     compose.write_text("services:\n  app:\n    image: example/app:${TAG}\n")
     with pytest.raises(Unmodelled, match="no default"):
         convert(compose)
+
+
+def test_an_interpolated_value_stays_a_string_and_an_empty_one_has_no_value(tmp_path: Path):
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        "services:\n  app:\n    image: example/app:1\n    environment:\n"
+        "      MODE: ${MODE:-off}\n      HOSTS: ${HOSTS:-}\n      COUNT: ${COUNT:-3}\n"
+    )
+    text = convert(compose)["app-deployment.yaml"]
+    env = yaml.safe_load(text)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "COUNT", "value": "3"}, {"name": "HOSTS"}, {"name": "MODE", "value": "off"}]
+    assert 'value: "off"' in text, "yaml.v3 quotes a string YAML 1.1 would read as a boolean"

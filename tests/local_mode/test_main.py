@@ -12,8 +12,12 @@ from tests.real_weights import CAT_CLASSES
 def start(tmp_path, *args):
     port = free_port()
     service = Service(["-m", "local_mode", "--port", str(port), *args], {}, tmp_path / "local.log").start()
+    # Its gateway answers before local_mode has seen it answer and printed "ready on"; on a loaded
+    # machine a stop signal sent in between ended local_mode before it said so, and the check of its
+    # log failed. Wait for what a user waits for: the line.
+    wait_until(lambda: "local_mode: ready on" in service.log(), 240, "local mode says ready", service.process)
     wait_until(
-        lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok, 240, "local mode ready", service.process
+        lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok, 30, "local mode ready", service.process
     )
     return service, f"http://127.0.0.1:{port}"
 

@@ -52,5 +52,8 @@ def test_dashboard_covers_what_operators_asked_for():
         "batch sizes",
         "pool saturation",
         "load state",
+        "images per classify request",
+        "url fetches by outcome",
+        "url fetch duration",
     ):
         assert wanted in titles, wanted

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -53,23 +54,23 @@ def test_server_check_fails_when_the_signature_is_not_the_contract(efficientnet,
     assert "serving_default inputs are" in capsys.readouterr().err
 
 
+def gateway_check(primary_target: str, fallback_base: Path) -> list[str]:
+    """The gateway check's arguments: the float EfficientNet as the primary, the int8 one as the fallback."""
+    return [
+        "gateway",
+        "--primary-url",
+        f"grpc://{primary_target}",
+        "--primary-model",
+        "efficientnet",
+        "--fallback-base",
+        str(fallback_base),
+        "--fallback-model",
+        "efficientnet_int8",
+    ]
+
+
 def test_gateway_check_answers_from_the_primary_and_from_the_fallback(efficientnet, efficientnet_int8_base, capsys):
-    assert (
-        main(
-            [
-                "gateway",
-                "--primary-url",
-                f"grpc://{efficientnet.grpc_target}",
-                "--primary-model",
-                "efficientnet",
-                "--fallback-base",
-                str(efficientnet_int8_base),
-                "--fallback-model",
-                "efficientnet_int8",
-            ]
-        )
-        == 0
-    ), capsys.readouterr().err
+    assert main(gateway_check(efficientnet.grpc_target, efficientnet_int8_base)) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "ok: gateway via efficientnet (fallback false): chelsea -> 28" in out
     assert "ok: gateway via efficientnet_int8 (fallback true): chelsea -> 28" in out
@@ -78,22 +79,7 @@ def test_gateway_check_answers_from_the_primary_and_from_the_fallback(efficientn
 def test_gateway_check_fails_when_the_fallback_answers_for_the_primary(efficientnet_int8_base, capsys):
     from local_mode.processes import free_port
 
-    assert (
-        main(
-            [
-                "gateway",
-                "--primary-url",
-                f"grpc://127.0.0.1:{free_port()}",
-                "--primary-model",
-                "efficientnet",
-                "--fallback-base",
-                str(efficientnet_int8_base),
-                "--fallback-model",
-                "efficientnet_int8",
-            ]
-        )
-        == 1
-    )
+    assert main(gateway_check(f"127.0.0.1:{free_port()}", efficientnet_int8_base)) == 1
     assert "answered by efficientnet_int8 (fallback True), expected efficientnet" in capsys.readouterr().err
 
 

@@ -66,14 +66,19 @@ def tfserving_api():
     return TARGET
 
 
-def test_tfserving_client_predicts_and_reads_metadata(server, tfserving_api, reference):
-    result = subprocess.run(
-        [sys.executable, "-c", CLIENT, server.grpc_target, str(tfserving_api), MOBILENET],
+def run_client(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run one of the scripts above in a child process, with tensorflow-serving-api importable."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         timeout=300,
         env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
     )
+
+
+def test_tfserving_client_predicts_and_reads_metadata(server, tfserving_api, reference):
+    result = run_client(CLIENT, server.grpc_target, str(tfserving_api), MOBILENET)
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     images = np.random.default_rng(5).integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
@@ -105,13 +110,7 @@ def test_our_model_config_means_the_same_to_tfserving(tfserving_api):
         "model_version_policy { specific { versions: 1 versions: 2 } } "
         "version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 } } }"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", CONFIGS, str(tfserving_api), model_config],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    result = run_client(CONFIGS, str(tfserving_api), model_config)
     assert result.returncode == 0, result.stderr[-3000:]
     ours = text_format.Parse(model_config, ModelServerConfig()).SerializeToString(deterministic=True)
     assert ours.hex() == result.stdout.strip()
@@ -145,12 +144,6 @@ def test_tfserving_client_names_a_version_label(exported_models, tfserving_api, 
     )
     with ModelServer(tmp_path, MOBILENET, tmp_path / "log", MODEL_NAME="", MODEL_CONFIG_FILE=str(config)) as server:
         server.start()
-        result = subprocess.run(
-            [sys.executable, "-c", LABEL_CLIENT, server.grpc_target, str(tfserving_api), MOBILENET],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
-        )
+        result = run_client(LABEL_CLIENT, server.grpc_target, str(tfserving_api), MOBILENET)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["stable", "3", "canary", "4"]
