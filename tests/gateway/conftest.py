@@ -14,8 +14,8 @@ from PIL import Image
 
 from gateway import create_app
 from gateway.service import Service
-from gateway.settings import Settings
-from tests.gateway.fakes import GATEWAY_ENV, FakeClient
+from gateway.settings import BackendSettings, Settings
+from tests.gateway.fakes import GATEWAY_ENV, FakeClient, SlowModel
 
 
 @pytest.fixture
@@ -159,3 +159,21 @@ def canary_models(tmp_path_factory):
     from tests.gateway.canary_models import write_canary_models
 
     return write_canary_models(tmp_path_factory.mktemp("canary-models"))
+
+
+@pytest.fixture
+def slow_model():
+    """A model answering TF-Serving's Predict over gRPC and REST after ``delay_s`` (settable), on 127.0.0.1."""
+    model = SlowModel()
+    yield model
+    model.stop()
+
+
+@pytest.fixture
+def backend_settings():
+    """Settings of a backend at ``url`` (grpc:// or http://)."""
+
+    def build(url: str) -> BackendSettings:
+        return Settings.from_env({"FALLBACK_URL": url, "FALLBACK_MODEL": "m"}).backends[0]
+
+    return build
