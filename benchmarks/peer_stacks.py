@@ -69,8 +69,8 @@ def gateway_env(grpc_port: int, manifest: Path | None) -> dict[str, str]:
 
 
 def start_ours(model: Path, manifest: Path | None, port: int, scratch: Path, cores: int) -> Stack:
-    """The fallback-only gateway and our model server with the compose fallback's layout
-    (one interpreter per core, one thread each)."""
+    """The fallback-only gateway and our model server as the fallback image runs it: one
+    interpreter per core, one thread each, server-side batching with models/fallback/batching.config."""
     server = ModelServer(
         serve_tflite(scratch, "mobilenet_v3_large", model), "mobilenet_v3_large", scratch / "model-server.log"
     )
@@ -80,6 +80,8 @@ def start_ours(model: Path, manifest: Path | None, port: int, scratch: Path, cor
         REST_PORT=str(server.rest_port),
         INTERPRETERS=str(cores),
         INTERPRETER_THREADS="1",
+        ENABLE_BATCHING="true",
+        BATCHING_PARAMETERS_FILE=str(REPO / "models" / "fallback" / "batching.config"),
     )
     gateway = Gateway(scratch / "gateway.log", **gateway_env(server.grpc_port, manifest))
     gateway.port = check_free(port)
