@@ -99,7 +99,8 @@ def test_scraper_is_admitted_to_the_metrics_ports_of_every_pod(rendered):
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
         }
     ]
-    assert sorted(p["port"] for p in rule["ports"]) == [8080, 8501]
+    # The gateways' PROBE_PORT (tests/k8s/test_gateway_probes.py) and the model servers' REST port.
+    assert sorted(p["port"] for p in rule["ports"]) == [8081, 8501]
 
 
 def test_prometheus_rule_carries_the_tested_rules(rendered):
