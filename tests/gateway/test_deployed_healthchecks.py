@@ -36,7 +36,7 @@ def image_healthcheck() -> Deployment:
     """The gateway stage of the Dockerfile: its ENV and its HEALTHCHECK's exec form."""
     text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
     stage = text.split("FROM runtime AS gateway", 1)[1].split("\nFROM ", 1)[0]
-    env = {}
+    env: dict[str, str] = {}
     for line in re.findall(r"^ENV (.+)$", stage, re.MULTILINE):
         env.update(pair.split("=", 1) for pair in line.split())
     (options, command) = re.findall(r"^HEALTHCHECK (.*?)CMD (\[.*\])$", stage, re.MULTILINE)[0]
