@@ -30,6 +30,16 @@ from models.server.versions import ModelVersions, read_model_config, single_mode
 log = logging.getLogger("models.server")
 
 
+def request_threads(settings: Settings) -> int:
+    """Threads per protocol. Each request holds one until answered, so with batching a batch can
+    only fill if more requests than max_batch_size are in flight (TF-Serving's advice,
+    session_bundle_config.proto:156-157: max_batch_size * 2 client threads)."""
+    threads = max(4, settings.interpreters * 2)
+    if settings.batching is not None:
+        threads = max(threads, min(2 * settings.batching.max_batch_size, 256))
+    return threads
+
+
 def main() -> int:
     log_json_to_stdout()
     return_large_blocks_to_the_os()
@@ -41,7 +51,7 @@ def main() -> int:
         print(f"models.server: {exc}", file=sys.stderr)
         return 2
     versions = ModelVersions(settings, policy)
-    workers = max(4, settings.interpreters * 2)
+    workers = request_threads(settings)
     grpc_server = create_grpc_server(versions, workers=workers, max_message_bytes=settings.max_request_bytes)
     private = tempfile.TemporaryDirectory(prefix="models-server-")
     relay: TlsRelay | None = None

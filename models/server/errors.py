@@ -34,3 +34,8 @@ class NotFound(ServingError):
 class Unavailable(ServingError):
     http_status = 503
     grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+class ResourceExhausted(ServingError):
+    http_status = 429
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 # i < count, then DBL_MAX (rendered "+Inf"); util.cc:56-59 spells the count out for one case.
 LATENCY_US_LIMITS = tuple(10 * 1.8**i for i in range(33))  # util.cc:78 and :89, about 20 minutes
 BATCH_SIZE_LIMITS = tuple(float(2**i) for i in range(14))  # batching_util.h:125, 1 .. 8192
+QUEUING_US_LIMITS = tuple(100 * 1.2**i for i in range(52))  # batching_session.cc:63, about a second
 _WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STATES = ("START", "LOADING", "AVAILABLE", "UNLOADING", "END")  # TF-Serving's ModelVersionStatus states
 # Clients choose the model name of a request; past this many unknown names the rest share one label
@@ -119,11 +120,18 @@ class ServerMetrics:
         self._runtime_latency = _Sampler(
             ":tensorflow:serving:runtime_latency", ("model_name", "API", "runtime"), LATENCY_US_LIMITS
         )
-        # No cross-request batching here: each request's batch is the batch the interpreter runs, so
-        # both of TF-Serving's batch-size histograms see the same sizes.
+        # Without batching each request's batch is the batch the interpreter runs, so both of
+        # TF-Serving's batch-size histograms see the same sizes; with it, processed sizes are the
+        # merged and padded batches (batching_session.cc:481, :504-506).
         self._input_batch = _Sampler(":tensorflow:serving:batching_session:input_batch_size", (), BATCH_SIZE_LIMITS)
         self._processed_batch = _Sampler(
             ":tensorflow:serving:batching_session:processed_batch_size", (), BATCH_SIZE_LIMITS
+        )
+        self._padding = _Sampler(
+            ":tensorflow:serving:batching_session:padding_size", ("execution_batch_size",), BATCH_SIZE_LIMITS
+        )
+        self._queuing = _Sampler(  # batching_session.cc:59-64: microseconds, Exponential(100, 1.2, 52)
+            ":tensorflow:serving:batching_session:queuing_latency", ("thread_pool_name",), QUEUING_US_LIMITS
         )
         self.registry = CollectorRegistry()
         r = self.registry
@@ -169,6 +177,7 @@ class ServerMetrics:
 
     @contextmanager
     def invocation(self, batch_size: int) -> Iterator[None]:
+        """One interpreter call on ``batch_size`` images (merged and padded when batching)."""
         started = time.perf_counter()
         self._busy.inc()
         try:
@@ -177,8 +186,20 @@ class ServerMetrics:
             self._busy.dec()
             with self._lock:
                 self._runtime_latency.add((self.model_name, "Predict", "LiteRT"), (time.perf_counter() - started) * 1e6)
-                self._input_batch.add((), batch_size)
                 self._processed_batch.add((), batch_size)
+
+    def record_input_batch(self, batch_size: int) -> None:
+        """A request's own batch size, before any merging."""
+        with self._lock:
+            self._input_batch.add((), batch_size)
+
+    def record_padding(self, padding: int, execution_batch_size: int) -> None:
+        with self._lock:
+            self._padding.add((str(execution_batch_size),), padding)
+
+    def record_queuing(self, thread_pool_name: str, seconds: float) -> None:
+        with self._lock:
+            self._queuing.add((thread_pool_name,), seconds * 1e6)
 
     def exposition(self) -> bytes:
         with self._lock:
@@ -188,6 +209,8 @@ class ServerMetrics:
                 self._runtime_latency,
                 self._input_batch,
                 self._processed_batch,
+                self._padding,
+                self._queuing,
             )
             tfserving = "\n".join(line for family in families for line in family.render()) + "\n"
         return tfserving.encode() + generate_latest(self.registry)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from models.server.batcher import Batcher
 from models.server.errors import InvalidArgument
 from models.server.metrics import ServerMetrics
 from models.server.settings import Settings
@@ -48,7 +49,7 @@ def check_signature(name: str) -> None:
         raise InvalidArgument(f'Serving signature name: "{name}" not found in signature def')
 
 
-class _Slot:
+class _Runner:
     """An interpreter with the indices of its only input and output, resized on demand."""
 
     def __init__(self, path: Path, threads: int):
@@ -68,6 +69,22 @@ class _Slot:
         return self.interpreter.get_tensor(self.output["index"])
 
 
+class _Slot:
+    """One pool place: an interpreter per prepared batch size, and one resized for any other size.
+
+    Resizing the input and allocating tensors costs about as much as an inference (MobileNetV3-L:
+    5 ms for 2 images, 21 ms for 8, against 6 ms per image), so with allowed_batch_sizes every
+    size a padded batch can have keeps its own interpreter."""
+
+    def __init__(self, path: Path, threads: int, prepared: tuple[int, ...]):
+        self.spare = _Runner(path, threads)
+        self.interpreter = self.spare.interpreter
+        self.prepared = {size: _Runner(path, threads) for size in prepared}
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.prepared.get(len(batch), self.spare).run(batch)
+
+
 class LiteRTModel:
     def __init__(
         self, settings: Settings, name: str, version: int, directory: Path, metrics: ServerMetrics | None = None
@@ -84,6 +101,7 @@ class LiteRTModel:
         # LIFO: under light load the most recently used interpreter (weights warm in cache) serves.
         self._pool: queue.LifoQueue[_Slot] = queue.LifoQueue()
         self._ready = threading.Event()
+        self._batcher: Batcher | None = None
         self.metrics = metrics or ServerMetrics(name)
 
     @property
@@ -95,14 +113,21 @@ class LiteRTModel:
         self.state = State.LOADING
         try:
             path = self.directory / self.settings.model_file
-            slots = [_Slot(path, self.settings.interpreter_threads) for _ in range(self.settings.interpreters)]
+            batching = self.settings.batching
+            prepared = tuple(s for s in batching.allowed_batch_sizes if s > 1) if batching else ()
+            slots = [
+                _Slot(path, self.settings.interpreter_threads, prepared) for _ in range(self.settings.interpreters)
+            ]
             self.input, self.output = _describe(slots[0].interpreter)
             for slot in slots:
                 if len(slot.interpreter.get_input_details()) != 1 or len(slot.interpreter.get_output_details()) != 1:
                     raise ValueError(f"{path.name} must have exactly one input and one output")
-                shape = (1, *(1 if d == -1 else d for d in self.input.shape[1:]))
-                slot.run(np.zeros(shape, dtype=self.input.dtype))
+                for size in (1, *prepared):
+                    shape = (size, *(1 if d == -1 else d for d in self.input.shape[1:]))
+                    slot.run(np.zeros(shape, dtype=self.input.dtype))
                 self._pool.put(slot)
+            if batching:
+                self._batcher = Batcher(batching, self._predict, self.metrics)
         except Exception as exc:
             self.state = State.END
             self.error = f"{type(exc).__name__}: {exc}"
@@ -119,12 +144,24 @@ class LiteRTModel:
             self.settings.interpreter_threads,
         )
 
-    def infer(self, signature: str, read_batch: Callable[[TensorSpec], np.ndarray]) -> np.ndarray:
+    def infer(
+        self, signature: str, read_batch: Callable[[TensorSpec], np.ndarray], deadline: float | None = None
+    ) -> np.ndarray:
         """One Predict call on this version, whichever protocol brought it: check the signature, read
-        the batch against the input's spec, validate it and run it."""
+        the batch against the input's spec, validate it and run it, merged with other requests'
+        when batching. ``deadline``: time.monotonic() past which a queued request is not run."""
         check_signature(signature)
         assert self.input is not None
-        return self._predict(self._validate(read_batch(self.input)))
+        batch = self._validate(read_batch(self.input))
+        if self._batcher is not None:
+            return self._batcher.predict(batch, deadline)
+        self.metrics.record_input_batch(len(batch))
+        return self._predict(batch)
+
+    def close(self) -> None:
+        """Stop batching once what is queued has run (nothing to do without batching)."""
+        if self._batcher is not None:
+            self._batcher.close()
 
     def signature_def(self) -> tfs_tensor_pb2.SignatureDef:
         """The served signature as TF-Serving describes it, for both protocols' metadata calls."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from common.environment import EnvReader, SettingsError
+from models.server.batching_parameters import BatchingParameters, batching_from_env
 from protocol.generated.tfs_monitoring_pb2 import MonitoringConfig
 
 # PrometheusExporter::kPrometheusPath (tensorflow_serving/util/prometheus_exporter.cc)
@@ -38,6 +39,7 @@ class Settings:
     model_config_file: Path | None  # TF-Serving's --model_config_file: versions, policy, labels
     file_system_poll_wait_s: float  # --file_system_poll_wait_seconds: 0 looks for versions once
     model_config_poll_wait_s: float  # --model_config_file_poll_wait_seconds: 0 reads the file once
+    batching: BatchingParameters | None = None  # --enable_batching/--batching_parameters_file; None: off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
             model_config_file=Path(config_file) if config_file else None,
             file_system_poll_wait_s=reader.float("FILE_SYSTEM_POLL_WAIT_SECONDS", 1.0, 0.0, 86_400.0),
             model_config_poll_wait_s=reader.float("MODEL_CONFIG_FILE_POLL_WAIT_SECONDS", 0.0, 0.0, 86_400.0),
+            batching=batching_from_env(reader, cores),
         )
 
 

@@ -164,12 +164,13 @@ class ModelVersions:
             if not any(v in available for v in aspired):
                 keep |= available  # availability-preserving: nothing new answers yet, keep the old
             with self._lock:
-                for version in sorted(set(self._versions) - keep):
-                    log.info("unloading %s version %d (no longer in the version policy)", self.name, version)
-                    del self._versions[version]
+                unloaded = [self._versions.pop(v) for v in sorted(set(self._versions) - keep)]
                 if self._labels != dict(policy.labels):
                     log.info("%s version labels: %s", self.name, dict(policy.labels) or "none")
                 self._labels = dict(policy.labels)
+            for model in unloaded:
+                log.info("unloading %s version %d (no longer in the version policy)", self.name, model.version)
+                model.close()  # its queued requests still run
             self.policy = policy
             self._started.set()
 

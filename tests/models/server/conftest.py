@@ -50,6 +50,21 @@ def reference(exported_models):
     return lambda images: runner(images=images)["probabilities"]
 
 
+class FakeClock:
+    """An injectable time.monotonic that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 def images():
     return np.random.default_rng(7).integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)

@@ -70,6 +70,7 @@ def test_invocations_record_runtime_batch_sizes_and_pool():
     metrics.watch(lambda: "AVAILABLE", interpreters=lambda: 3)
     with metrics.waiting_for_interpreter():
         pass
+    metrics.record_input_batch(4)
     with metrics.invocation(batch_size=4):
         assert samples(metrics, "litert_interpreters_busy")[("litert_interpreters_busy", (("model_name", "m"),))] == 1
     got = samples(metrics, "")

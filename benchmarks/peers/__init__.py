@@ -1,0 +1,1 @@
+"""The servers a user would run instead of ours, each in its own virtualenv under .cache/ (benchmarks/peer.py)."""
