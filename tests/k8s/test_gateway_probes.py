@@ -24,7 +24,7 @@ def rendered(request, tmp_path_factory) -> list[dict]:
     return build(folder, *COMPONENTS, overlay_name=request.param)
 
 
-def _gateways(documents: list[dict]) -> dict[str, tuple[dict, Settings]]:
+def gateways_in(documents: list[dict]) -> dict[str, tuple[dict, Settings]]:
     """Deployment name -> (its gateway container, that container's settings as the gateway reads them)."""
     found = {}
     for document in documents:
@@ -48,7 +48,7 @@ def _probe_port(probe: dict) -> int:
 
 
 def test_every_gateway_is_probed_on_its_probe_port(rendered):
-    gateways = _gateways(rendered)
+    gateways = gateways_in(rendered)
     assert set(gateways) == {"gateway", "gateway-fallback", "gateway-canary"}
     for name, (container, settings) in gateways.items():
         assert settings.probe_port is not None, f"{name}: PROBE_PORT is not set"
@@ -61,7 +61,7 @@ def test_every_gateway_is_probed_on_its_probe_port(rendered):
 
 
 def test_gateways_are_scraped_on_their_probe_port(rendered):
-    gateways = _gateways(rendered)
+    gateways = gateways_in(rendered)
     services = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Service"}
     (monitor,) = [
         d for d in rendered if d["kind"] == "ServiceMonitor" and d["metadata"]["name"] == "classifier-gateways"
@@ -75,7 +75,7 @@ def test_gateways_are_scraped_on_their_probe_port(rendered):
 
 
 def test_the_scraper_is_admitted_to_the_probe_port_and_the_ingress_only_to_the_main_port(rendered):
-    gateways = _gateways(rendered)
+    gateways = gateways_in(rendered)
     policies = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "NetworkPolicy"}
     (scrape,) = policies["metrics-from-prometheus"]["spec"]["ingress"]
     (ingress,) = policies["gateways-from-ingress"]["spec"]["ingress"]
@@ -86,7 +86,7 @@ def test_the_scraper_is_admitted_to_the_probe_port_and_the_ingress_only_to_the_m
 
 
 def test_the_ingress_routes_to_the_main_port(rendered):
-    gateways = _gateways(rendered)
+    gateways = gateways_in(rendered)
     services = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Service"}
     backends = [
         path["backend"]["service"]
