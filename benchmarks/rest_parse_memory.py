@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.rest_parse_memory [--models BASE]
 
 Each parser runs in a fresh process; the figure is the growth of its peak RSS (VmHWM) while parsing.
-With ``--models``, the body is also sent to a model server (``python -m models.server``) serving
-``BASE/mobilenet_v3_large``, and the server process's peak RSS is printed before and after it answers.
+With ``--models``, the body (then half of it, alone and from 4 clients at once) is also sent to a
+model server (``python -m models.server``, default settings) serving ``BASE/mobilenet_v3_large``, and
+the server process's peak RSS is printed after each step.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,18 +44,37 @@ def _kib(pid: int, field: str) -> int:
     return int(next(line for line in status.splitlines() if line.startswith(field)).split()[1])
 
 
-def serve(body: Path, base: Path, model: str) -> None:
-    """Send ``body`` to a model server and print its peak RSS before and after."""
-    with ModelServer(base, model, log=body.parent / "server.log").start() as server:
+def serve(batch: np.ndarray, scratch: Path, base: Path, model: str) -> None:
+    """Send the batch to a model server with its defaults (MEMORY_BUDGET_BYTES among them), then
+    half of it, then half of it from 4 clients at once; print the answers and the server's peak RSS."""
+    full = json.dumps({"instances": batch.tolist()}).encode()
+    half = json.dumps({"instances": batch[: len(batch) // 2].tolist()}).encode()
+    server = ModelServer(base, model, log=scratch / "server.log")
+    with server:
+        server.start()
         assert server.process is not None
         pid = server.process.pid
-        idle = _kib(pid, "VmHWM:")
-        response = requests.post(f"{server.rest}/v1/models/{model}:predict", data=body.read_bytes(), timeout=300)
-        response.raise_for_status()
-        answered = len(response.json()["predictions"])
+        url = f"{server.rest}/v1/models/{model}:predict"
+
+        def post(body: bytes) -> str:
+            response = requests.post(url, data=body, timeout=300)
+            answer = response.json()
+            return (
+                f"{response.status_code} ({len(answer['predictions'])} predictions)"
+                if response.ok
+                else f"{response.status_code} {answer['error'][:60]!r}"
+            )
+
         print(
-            f"\nmodel server ({model}): {answered} predictions; peak RSS "
-            f"{idle / 1024:.0f} MiB idle, {_kib(pid, 'VmHWM:') / 1024:.0f} MiB after the request"
+            f"\nmodel server ({model}), peak RSS (VmHWM) after each step:\n\n| step | answers | peak MiB |\n|---|---|---|"
+        )
+        print(f"| idle | | {_kib(pid, 'VmHWM:') / 1024:.0f} |")
+        print(f"| {len(full) / 2**20:.1f} MiB body, alone | {post(full)} | {_kib(pid, 'VmHWM:') / 1024:.0f} |")
+        print(f"| {len(half) / 2**20:.1f} MiB body, alone | {post(half)} | {_kib(pid, 'VmHWM:') / 1024:.0f} |")
+        with ThreadPoolExecutor(4) as pool:
+            answers = sorted(pool.map(post, [half] * 4))
+        print(
+            f"| {len(half) / 2**20:.1f} MiB body, 4 at once | {'; '.join(answers)} | {_kib(pid, 'VmHWM:') / 1024:.0f} |"
         )
 
 
@@ -69,7 +90,7 @@ def main() -> None:
         for parser_name in ("json.loads", "json_tensor.loads"):
             subprocess.run([sys.executable, "-c", _PARSE, str(path), parser_name], check=True)
         if args.models is not None:
-            serve(path, args.models, "mobilenet_v3_large")
+            serve(batch, Path(scratch), args.models, "mobilenet_v3_large")
 
 
 if __name__ == "__main__":

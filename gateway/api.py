@@ -8,10 +8,10 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from common.memory_budget import Reservation
 from gateway.errors import ApiError, DeadlineExceeded, InvalidTopK, Overloaded, error_body
 from gateway.inputs import read_inputs
 from gateway.labels import top_k
-from gateway.memory_budget import Reservation
 from gateway.openapi import openapi_document
 from gateway.service import Service
 

@@ -156,15 +156,19 @@ class CanaryClient:
             registry=registry,
         )
 
-    def submit(self, batch: np.ndarray, timeout_s: float, label: str | None = None) -> Future[Prediction]:
+    def submit(
+        self, batch: np.ndarray, timeout_s: float, label: str | None = None, caller_waits: bool = False
+    ) -> Future[Prediction]:
         if self.draw() >= self.judge.share:
-            return self._call(STABLE, batch, timeout_s, served=True)
-        return self._mirrored(batch, timeout_s)
+            return self._call(STABLE, batch, timeout_s, served=True, caller_waits=caller_waits)
+        return self._mirrored(batch, timeout_s)  # two calls at once: never on the caller's thread
 
-    def _call(self, arm: str, batch: np.ndarray, timeout_s: float, served: bool | None) -> Future[Prediction]:
+    def _call(
+        self, arm: str, batch: np.ndarray, timeout_s: float, served: bool | None, caller_waits: bool = False
+    ) -> Future[Prediction]:
         """One call to ``arm``'s label, recorded when it ends (``served`` None: decided by the caller)."""
         started = self.clock()
-        future = self.inner.submit(batch, timeout_s, arm)
+        future = self.inner.submit(batch, timeout_s, arm, caller_waits)
         if served is not None:
             future.add_done_callback(lambda f: self._record(arm, f, self.clock() - started, served))
         return future

@@ -4,12 +4,15 @@
 at once (hedging). A failed call's exception is always a ``BackendError`` whose ``reason`` is one
 of timeout / unavailable / error. Calls are blocking calls on a persistent thread pool: measured
 against grpc's own ``.future()`` (which starts a channel spin thread per call) this saves 0.44 ms of
-CPU and 0.9 ms of latency per call (docs/benchmarks.md).
+CPU and 0.9 ms of latency per call (docs/benchmarks.md). When the caller has nothing else to do
+until the call ends, a gRPC call runs on the caller's thread instead: gRPC's deadline bounds it as
+the caller's wait would, and the two thread hand-offs are saved (docs/benchmarks.md, issue 15).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,8 +57,12 @@ def failure_reason(error: BaseException) -> str:
 class ModelClient(Protocol):
     settings: BackendSettings
 
-    def submit(self, batch: np.ndarray, timeout_s: float, label: str | None = None) -> Future[Prediction]:
-        """Predict on the model's newest version, or the one TF-Serving's version ``label`` names."""
+    def submit(
+        self, batch: np.ndarray, timeout_s: float, label: str | None = None, caller_waits: bool = False
+    ) -> Future[Prediction]:
+        """Predict on the model's newest version, or the one TF-Serving's version ``label`` names.
+        ``caller_waits``: the caller will only wait for this call, so a client whose call ends within
+        ``timeout_s`` by itself may make it on the caller's thread and return it finished."""
         ...
 
     def status(self, timeout_s: float) -> str: ...
@@ -76,15 +83,33 @@ def check_output(probabilities: np.ndarray, batch_size: int) -> np.ndarray:
 _GRPC_REASONS = {grpc.StatusCode.DEADLINE_EXCEEDED: "timeout", grpc.StatusCode.UNAVAILABLE: "unavailable"}
 
 
+def _finished(call: Callable[[], Prediction]) -> Future[Prediction]:
+    """``call`` made now, on this thread, as a finished future (an exception is the future's, as on a pool)."""
+    future: Future[Prediction] = Future()
+    try:
+        future.set_result(call())
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
 class _PooledClient:
-    """A client whose calls run on its own thread pool, one worker per call in flight."""
+    """A client whose calls run on its own thread pool, one worker per call in flight, or on the
+    caller's thread when it only waits and ``_predict`` keeps its timeout by itself."""
+
+    keeps_timeout: bool  # whether _predict returns within its timeout by itself
 
     def __init__(self, settings: BackendSettings, workers: int):
         self.settings = settings
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"call-{settings.role}")
 
-    def submit(self, batch: np.ndarray, timeout_s: float, label: str | None = None) -> Future[Prediction]:
-        return self._pool.submit(self._predict, batch, max(timeout_s, 0.001), label)
+    def submit(
+        self, batch: np.ndarray, timeout_s: float, label: str | None = None, caller_waits: bool = False
+    ) -> Future[Prediction]:
+        timeout_s = max(timeout_s, 0.001)
+        if caller_waits and self.keeps_timeout:
+            return _finished(lambda: self._predict(batch, timeout_s, label))
+        return self._pool.submit(self._predict, batch, timeout_s, label)
 
     def _predict(self, batch: np.ndarray, timeout_s: float, label: str | None) -> Prediction:
         raise NotImplementedError
@@ -106,6 +131,8 @@ def _channel(settings: BackendSettings) -> grpc.Channel:
 
 
 class GrpcModelClient(_PooledClient):
+    keeps_timeout = True  # the call's deadline: gRPC cancels it and raises DEADLINE_EXCEEDED
+
     def __init__(self, settings: BackendSettings, workers: int = 16):
         super().__init__(settings, workers)
         self._channel = _channel(settings)
@@ -148,6 +175,10 @@ class GrpcModelClient(_PooledClient):
 
 
 class RestModelClient(_PooledClient):
+    # requests' timeout bounds each connect and read, not the call: a server trickling its answer
+    # would hold the caller past the deadline, so REST calls always run on the pool.
+    keeps_timeout = False
+
     def __init__(self, settings: BackendSettings, workers: int = 16):
         super().__init__(settings, workers)
         self._session = requests.Session()

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from flask import Request
 from PIL import Image
 
+from common.memory_budget import OverBudget, Reservation
 from gateway import imaging
 from gateway.errors import ApiError, EmptyFile, InvalidJson, Overloaded, TooManyImages, TooManyPixels
-from gateway.memory_budget import OverBudget, Reservation
 from gateway.settings import Settings
 from gateway.uploads import uploaded_images
 from gateway.url_fetch import UrlFetcher

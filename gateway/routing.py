@@ -131,9 +131,13 @@ class Router:
         """One race for all ``images``: each backend gets them as one [N, 224, 224, 3] tensor."""
         return _Race(self, images, deadline).run()
 
-    def start(self, backend: Backend, images: list[Image.Image], tensors: dict, until: float) -> _Attempt | str:
+    def start(
+        self, backend: Backend, images: list[Image.Image], tensors: dict, until: float, alone: bool
+    ) -> _Attempt | str:
         """Preprocess for ``backend`` and call it with the time left until ``until``; or, without a
-        call, why not: ``circuit_open``, or ``no_time`` when less than ``min_call_s`` is left."""
+        call, why not: ``circuit_open``, or ``no_time`` when less than ``min_call_s`` is left.
+        ``alone``: nothing else can start while the call runs, so the race will only wait for it and
+        the client may make it on this thread."""
         if not backend.breaker.would_admit():
             return "circuit_open"
         started = self.clock()
@@ -148,7 +152,7 @@ class Router:
         admission = backend.breaker.admit()  # after the checks: a skipped call must not take a half-open probe
         if admission is None:
             return "circuit_open"
-        future = backend.client.submit(tensors[policy], until - sent)
+        future = backend.client.submit(tensors[policy], until - sent, caller_waits=alone)
 
         def report(done: Future) -> None:
             latency = self.clock() - sent
@@ -204,16 +208,18 @@ class _Race:
         fallback_usable = router.fallback is not None and router.fallback.breaker.would_admit()
         reserve = settings.fallback_reserve_s if fallback_usable else 0.0
         self.primary_deadline = now + min(settings.primary_timeout_s, self.deadline - now - reserve)
-        attempt = self.call(router.primary, self.primary_deadline)
+        hedging = router.fallback is not None and settings.hedge.enabled
+        # Without a hedge to start while it runs, the race only waits for the primary until its deadline.
+        attempt = self.call(router.primary, self.primary_deadline, alone=not hedging)
         if attempt is None:
             return
         self.probing = attempt.admission == Admission.PROBE
-        if router.fallback is not None and settings.hedge.enabled:
+        if hedging:
             self.hedge_at = now + router.hedge_delay_s()
 
-    def call(self, backend: Backend, until: float) -> _Attempt | None:
+    def call(self, backend: Backend, until: float, alone: bool) -> _Attempt | None:
         """Start ``backend``'s call, or record why it was skipped (a skipped call reads as a timeout)."""
-        attempt = self.router.start(backend, self.images, self.tensors, until)
+        attempt = self.router.start(backend, self.images, self.tensors, until, alone)
         if isinstance(attempt, _Attempt):
             self.attempts[backend.role] = attempt
             return attempt
@@ -251,7 +257,7 @@ class _Race:
         primary_gone = "primary" in self.reasons
         hedge_due = self.hedge_at is not None and now >= self.hedge_at
         if primary_gone or (hedge_due and (self.probing or router.hedges.allows())):
-            if self.call(router.fallback, self.deadline) is None:
+            if self.call(router.fallback, self.deadline, alone=primary_gone) is None:
                 return False
             self.hedged = not primary_gone
             return True

@@ -8,11 +8,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
+from common.memory_budget import MemoryBudget
 from gateway.breaker import CircuitBreaker, State
 from gateway.canary import CanaryClient
 from gateway.clients import ModelClient, make_client
 from gateway.labels import load_labels
-from gateway.memory_budget import MemoryBudget
 from gateway.metrics import Metrics
 from gateway.routing import Backend, Router
 from gateway.settings import BackendSettings, Settings

@@ -19,6 +19,7 @@ from types import FrameType
 from common.allocator import return_large_blocks_to_the_os
 from common.http_server import create_server
 from common.logs import log_json_to_stdout
+from common.memory_budget import MemoryBudget
 from models.server.grpc_service import create_grpc_server
 from models.server.instrumentation import instrument_rest
 from models.server.rest import create_rest_app
@@ -64,7 +65,9 @@ def main() -> int:
             grpc_port = grpc_server.add_secure_port(grpc_address, tls.grpc_credentials())
             listen = {"unix_socket": str(Path(private.name) / "rest.sock"), "unix_socket_perms": "600"}
             relay = TlsRelay(tls, settings.host, settings.rest_port, Path(listen["unix_socket"]))
-        rest_app = create_rest_app(versions, settings.max_request_bytes)
+        rest_app = create_rest_app(
+            versions, settings.max_request_bytes, MemoryBudget(settings.memory_budget_bytes), settings.memory_wait_s
+        )
         instrument_rest(rest_app, versions.metrics, settings.prometheus_path)
         rest_server = create_server(
             rest_app,

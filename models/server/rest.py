@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import numpy as np
@@ -11,9 +12,11 @@ from flask import Flask, Response, request
 from google.protobuf import json_format
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from common.memory_budget import MemoryBudget, OverBudget, Reservation
 from models.server import json_tensor
-from models.server.errors import InvalidArgument, NotFound, ServingError
+from models.server.errors import InvalidArgument, NotFound, ServingError, Unavailable
 from models.server.model import LiteRTModel, TensorSpec
+from models.server.settings import DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_MEMORY_WAIT_S
 from models.server.versions import ModelVersions
 from protocol.contract import SIGNATURE
 
@@ -22,6 +25,35 @@ _PATH = re.compile(
     r"^(?P<name>[^/:]+)(?:/versions/(?P<version>-?[0-9]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:/(?P<metadata>metadata)|:(?P<verb>[a-z]+))?$"
 )
+
+
+# Peak RSS growth of one predict per byte of its body: the body read, decoded and parsed, the batch,
+# the answer. Measured with benchmarks.rest_parse_memory (docs/reliability.md): 372 MiB for 48 MiB.
+PEAK_PER_BODY_BYTE = 8
+
+
+class RequestTooLarge(ServingError):
+    """A body whose parse could never fit the memory budget: 413 as for one over MAX_REQUEST_BYTES."""
+
+    http_status = 413
+
+
+def _reserve(memory: MemoryBudget, wait_s: float, body_bytes: int) -> Reservation:
+    """Hold the predict's peak before its body is read; refuse with JSON when it cannot fit."""
+    reservation = Reservation(memory, time.monotonic() + wait_s)
+    try:
+        reservation.hold(PEAK_PER_BODY_BYTE * body_bytes)
+    except OverBudget as exc:
+        if exc.alone:
+            raise RequestTooLarge(
+                f"a {body_bytes}-byte body needs {exc.wanted} bytes to parse, over the memory budget of "
+                f"{exc.capacity} bytes (MEMORY_BUDGET_BYTES); send fewer instances per request"
+            ) from None
+        raise Unavailable(
+            f"the server is busy: no room in its memory budget for a {body_bytes}-byte body "
+            f"within {wait_s:g} s; retry later"
+        ) from None
+    return reservation
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -101,7 +133,14 @@ def _read_batch(body: dict[str, Any], spec: TensorSpec) -> np.ndarray:
     return _to_array(_single(body["inputs"], spec, "inputs"), spec)
 
 
-def create_rest_app(versions: ModelVersions, max_request_bytes: int) -> Flask:
+def create_rest_app(
+    versions: ModelVersions,
+    max_request_bytes: int,
+    memory: MemoryBudget | None = None,
+    memory_wait_s: float = DEFAULT_MEMORY_WAIT_S,
+) -> Flask:
+    """``memory``: the budget predicts reserve from (one of DEFAULT_MEMORY_BUDGET_BYTES if None)."""
+    budget = MemoryBudget(DEFAULT_MEMORY_BUDGET_BYTES) if memory is None else memory
     app = Flask(__name__)
     app.url_map.merge_slashes = (
         False  # werkzeug would answer "//x" with an HTML 308 redirect that skips the JSON handlers
@@ -126,8 +165,20 @@ def create_rest_app(versions: ModelVersions, max_request_bytes: int) -> Flask:
         if not match or match["verb"] != "predict":
             raise NotFound(f"Malformed request: POST /v1/models/{rest}")
         model = versions.resolve(match["name"], _version(match["version"]), match["label"])
+        # Over MAX_CONTENT_LENGTH, get_data raises http_error's 413; no length (chunked): assume the limit.
+        length = request.content_length
+        reservation = _reserve(budget, memory_wait_s, max_request_bytes if length is None else length)
         try:
-            body = json_tensor.loads(request.get_data(cache=False))  # over MAX_CONTENT_LENGTH: http_error's 413
+            response = _predict(model)
+        except BaseException:
+            reservation.close()
+            raise
+        response.call_on_close(reservation.close)  # once the answer is sent
+        return response
+
+    def _predict(model: LiteRTModel) -> Response:
+        try:
+            body = json_tensor.loads(request.get_data(cache=False))
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"JSON Parse error: {exc}") from None
         if not isinstance(body, dict):

@@ -16,6 +16,11 @@ from protocol.generated.tfs_monitoring_pb2 import MonitoringConfig
 # PrometheusExporter::kPrometheusPath (tensorflow_serving/util/prometheus_exporter.cc)
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
+# Fallback container limit 512 MiB - 171 MiB idle RSS (MobileNetV3) leaves 341 MiB: 256 MiB for
+# REST bodies being parsed, the rest for gRPC calls and margin (docs/reliability.md).
+DEFAULT_MEMORY_BUDGET_BYTES = 256 << 20
+DEFAULT_MEMORY_WAIT_S = 10.0
+
 
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -33,6 +38,8 @@ class Settings:
     interpreter_threads: int
     max_batch: int
     max_request_bytes: int
+    memory_budget_bytes: int  # peak of the REST requests in flight together (rest.PEAK_PER_BODY_BYTE)
+    memory_wait_s: float  # how long a REST request waits for the budget before a 503
     shutdown_grace_s: float  # how long in-flight calls may finish after SIGTERM
     prometheus_path: str | None  # None: no metrics endpoint, as TF-Serving without a monitoring config
     ssl_config_file: Path | None  # TF-Serving's --ssl_config_file: TLS for gRPC and REST
@@ -63,6 +70,8 @@ class Settings:
             interpreter_threads=reader.int("INTERPRETER_THREADS", 1, 1, 64),
             max_batch=reader.int("MAX_BATCH", 64, 1, 4096),
             max_request_bytes=reader.int("MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
+            memory_budget_bytes=reader.int("MEMORY_BUDGET_BYTES", DEFAULT_MEMORY_BUDGET_BYTES, 1 << 20, 1 << 40),
+            memory_wait_s=reader.float("MEMORY_WAIT_S", DEFAULT_MEMORY_WAIT_S, 0.0, 600.0),
             shutdown_grace_s=reader.float("SHUTDOWN_GRACE_S", 5.0, 0.0, 600.0),
             prometheus_path=prometheus_path(reader.raw("MONITORING_CONFIG_FILE")),
             ssl_config_file=Path(reader.raw("SSL_CONFIG_FILE")) if reader.raw("SSL_CONFIG_FILE") else None,

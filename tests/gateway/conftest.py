@@ -18,9 +18,9 @@ from PIL import Image
 
 from gateway import create_app
 from gateway.service import Service
-from gateway.settings import Settings
+from gateway.settings import BackendSettings, Settings
 from gateway.wsgi_server import create_server, start_probe_server
-from tests.gateway.fakes import GATEWAY_ENV, FakeClient
+from tests.gateway.fakes import GATEWAY_ENV, FakeClient, SlowModel
 
 
 @pytest.fixture
@@ -243,3 +243,21 @@ def saturated(main_port: int, jpeg: bytes) -> Iterator[None]:
             hog.close()
         for thread in classifiers:
             thread.join(timeout=10)
+
+
+@pytest.fixture
+def slow_model():
+    """A model answering TF-Serving's Predict over gRPC and REST after ``delay_s`` (settable), on 127.0.0.1."""
+    model = SlowModel()
+    yield model
+    model.stop()
+
+
+@pytest.fixture
+def backend_settings():
+    """Settings of a backend at ``url`` (grpc:// or http://)."""
+
+    def build(url: str) -> BackendSettings:
+        return Settings.from_env({"FALLBACK_URL": url, "FALLBACK_MODEL": "m"}).backends[0]
+
+    return build

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import grpc
 import numpy as np
 
 from gateway.clients import BackendError, Prediction
+from protocol import tensors
+from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 
 # Two backends the fakes stand in for, hedging off so each test decides when the fallback is asked.
 GATEWAY_ENV = {
@@ -75,10 +81,12 @@ class FakeClient:
         self.timeouts: list[float] = []
         self.batches: list[np.ndarray] = []
         self.labels: list[str | None] = []
+        self.caller_waits: list[bool] = []
 
-    def submit(self, batch, timeout_s, label=None):
+    def submit(self, batch, timeout_s, label=None, caller_waits=False):
         self.calls += 1
         self.labels.append(label)
+        self.caller_waits.append(caller_waits)
         self.timeouts.append(timeout_s)
         self.batches.append(batch)
         future: Future = Future()
@@ -110,3 +118,53 @@ class FakeClient:
 
     def close(self):
         pass
+
+
+class _SlowPredictions(tfs_predict_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, model: SlowModel):
+        self.model = model
+
+    def Predict(self, request, context):
+        time.sleep(self.model.delay_s)
+        batch = len(tensors.to_array(request.inputs["images"]))
+        return tfs_predict_pb2.PredictResponse(
+            outputs={"probabilities": tensors.to_proto(probabilities(1).repeat(batch, 0))}
+        )
+
+
+class _SlowRestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        batch = len(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["instances"])
+        time.sleep(self.server.model.delay_s)
+        body = json.dumps({"predictions": probabilities(1).repeat(batch, 0).tolist()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class SlowModel:
+    """TF-Serving's Predict over gRPC and REST on 127.0.0.1, answering after ``delay_s``."""
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
+        self._grpc = grpc.server(ThreadPoolExecutor(4))
+        tfs_predict_pb2_grpc.add_PredictionServiceServicer_to_server(_SlowPredictions(self), self._grpc)
+        self.grpc_url = f"grpc://127.0.0.1:{self._grpc.add_insecure_port('127.0.0.1:0')}"
+        self._grpc.start()
+        self._rest = ThreadingHTTPServer(("127.0.0.1", 0), _SlowRestHandler)
+        self._rest.daemon_threads = True
+        self._rest.model = self  # type: ignore[attr-defined]
+        self.rest_url = f"http://127.0.0.1:{self._rest.server_port}"
+        threading.Thread(target=self._rest.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._grpc.stop(0)
+        self._rest.shutdown()
+        self._rest.server_close()

@@ -95,8 +95,8 @@ def _client(canary_spec: dict, draws: list[float]):
         def __init__(self):
             self.settings = settings
 
-        def submit(self, batch, timeout_s, label=None):
-            return (canary if label == "canary" else stable).submit(batch, timeout_s, label)
+        def submit(self, batch, timeout_s, label=None, caller_waits=False):
+            return (canary if label == "canary" else stable).submit(batch, timeout_s, label, caller_waits)
 
     client = CanaryClient(ByLabel(), SETTINGS, CollectorRegistry(), draw=iter(draws).__next__)
     return client, stable, canary
@@ -106,6 +106,13 @@ def test_calls_outside_the_share_go_to_stable_only():
     client, stable, canary = _client({}, [0.7])
     client.submit(np.zeros((1, 224, 224, 3), np.uint8), 1.0).result(timeout=5)
     assert stable.labels == ["stable"] and canary.calls == 0
+
+
+@pytest.mark.parametrize(("draw", "stable_waits", "canary_waits"), [(0.7, [True], []), (0.1, [False], [False])])
+def test_only_a_call_to_stable_alone_may_run_on_the_callers_thread(draw, stable_waits, canary_waits):
+    client, stable, canary = _client({}, [draw])
+    client.submit(np.zeros((1, 224, 224, 3), np.uint8), 1.0, caller_waits=True).result(timeout=5)
+    assert (stable.caller_waits, canary.caller_waits) == (stable_waits, canary_waits)
 
 
 @pytest.mark.parametrize(

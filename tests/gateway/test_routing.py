@@ -211,6 +211,27 @@ def test_a_half_open_probe_is_always_hedged():
     assert classify(unhedged)[0].hedged is False, "ordinary requests respect a zero cap"
 
 
+@pytest.mark.parametrize(
+    ("primary", "fallback", "env", "expected"),
+    [
+        # Hedging off: nothing can start while the primary runs, nor once it has failed.
+        ({"delay_s": 0.01}, {"delay_s": 0.01}, {}, {"primary": [True], "fallback": []}),
+        ({"error": "error"}, {"delay_s": 0.01}, {}, {"primary": [True], "fallback": [True]}),
+        # Fallback-only and primary-only gateways: one call, waited for alone.
+        (None, {"delay_s": 0.01}, {"PRIMARY_URL": "", "PRIMARY_MODEL": ""}, {"fallback": [True]}),
+        ({"delay_s": 0.01}, None, {"FALLBACK_URL": "", "FALLBACK_MODEL": ""}, {"primary": [True]}),
+        # Hedging on: the primary must leave the request thread free to start the hedge; the hedge
+        # runs beside the still-pending primary; a fallback after the primary's failure runs alone.
+        ({"delay_s": 0.6}, {"delay_s": 0.01}, hedging(50, 50, 1), {"primary": [False], "fallback": [False]}),
+        ({"error": "error"}, {"delay_s": 0.01}, hedging(50, 50, 1), {"primary": [False], "fallback": [True]}),
+    ],
+)
+def test_a_call_the_race_only_waits_for_may_run_on_the_request_thread(primary, fallback, env, expected):
+    router, backends = make_router(primary, fallback, **env)
+    classify(router)
+    assert {role: backend.client.caller_waits for role, backend in backends.items()} == expected
+
+
 def classify_with(router, left_s):
     """Classify when local work (reading, decoding) has left ``left_s`` of the deadline."""
     return router.classify([IMAGE], deadline=router.clock() + left_s)
