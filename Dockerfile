@@ -39,9 +39,12 @@ COPY common/ common/
 COPY protocol/ protocol/
 COPY gateway/ gateway/
 USER 10001
-EXPOSE 8080
+# Probes and scrapes go to PROBE_PORT, where /classify traffic cannot starve them (README "Probes
+# under load"); the healthcheck follows PROBE_PORT if a deployment moves or empties it.
+ENV PROBE_PORT=8081
+EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"]
+  CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('PROBE_PORT') or os.environ.get('PORT') or '8080'; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2).status != 200)"]
 ENTRYPOINT ["python", "-m", "gateway"]
 
 FROM runtime AS certs

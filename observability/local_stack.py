@@ -157,8 +157,10 @@ class LocalStack:
         self.fallback = ModelServer(
             models, FALLBACK, folder / "fallback.log", MONITORING_CONFIG_FILE=monitoring, INTERPRETERS="1"
         )
+        self.probe_port = free_port()  # scraped there, as the deployments do (README "Probes under load")
         self.gateway = Gateway(
             folder / "gateway.log",
+            PROBE_PORT=str(self.probe_port),
             PRIMARY_URL=f"grpc://{self.primary.grpc_target}",
             PRIMARY_MODEL=PRIMARY,
             FALLBACK_URL=f"grpc://{self.fallback.grpc_target}",
@@ -177,7 +179,7 @@ class LocalStack:
             self.prometheus = Prometheus(
                 self.folder,
                 [
-                    static_job("gateway", self.gateway.url.removeprefix("http://")),
+                    static_job("gateway", f"127.0.0.1:{self.probe_port}"),
                     static_job("primary", self.primary.rest.removeprefix("http://"), METRICS_PATH),
                     static_job("fallback", self.fallback.rest.removeprefix("http://"), METRICS_PATH),
                 ],

@@ -1,20 +1,25 @@
 from __future__ import annotations
 
+import contextlib
 import io
+import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 
 from gateway import create_app
 from gateway.service import Service
 from gateway.settings import BackendSettings, Settings
+from gateway.wsgi_server import create_server, start_probe_server
 from tests.gateway.fakes import GATEWAY_ENV, FakeClient, SlowModel
 
 
@@ -159,6 +164,85 @@ def canary_models(tmp_path_factory):
     from tests.gateway.canary_models import write_canary_models
 
     return write_canary_models(tmp_path_factory.mktemp("canary-models"))
+
+
+HOGS = 12  # slow clients: more than the `servers` main port's connection slots
+CLASSIFIERS = 3  # saturating clients: one per worker thread
+
+
+@pytest.fixture
+def servers(make_app):
+    """The main server (8 connection slots, 3 threads, 2 requests in flight; backends that take 3 s)
+    and the probe server, each on a free port."""
+    app = make_app(
+        primary={"delay_s": 3.0},
+        fallback={"delay_s": 3.0},
+        HOST="127.0.0.1",
+        PORT="0",
+        PROBE_PORT="0",
+        CONNECTION_LIMIT="8",
+        MAX_IN_FLIGHT="2",
+        THREADS="3",
+        HEADER_READ_TIMEOUT_S="30",
+    )
+    settings = app.extensions["classifier"].settings
+    main = create_server(app, settings)
+    threading.Thread(target=main.run, daemon=True).start()
+    probes = start_probe_server(app, settings)
+    yield int(main.effective_port), int(probes.effective_port)
+    main.close()
+    probes.close()
+
+
+def get(port: int, path: str, timeout_s: float) -> tuple[int, bytes, float] | None:
+    """(status, body, seconds) of one GET, or None when no answer came within ``timeout_s``."""
+    started = time.monotonic()
+    try:
+        response = requests.get(f"http://127.0.0.1:{port}{path}", timeout=timeout_s)
+    except requests.exceptions.RequestException:
+        return None
+    return response.status_code, response.content, time.monotonic() - started
+
+
+def get_or_none(call):
+    try:
+        return call()
+    except requests.exceptions.RequestException:
+        return None
+
+
+@contextlib.contextmanager
+def saturated(main_port: int, jpeg: bytes) -> Iterator[None]:
+    """Every worker thread of the `servers` main port held by /classify and every connection slot
+    by a client whose headers never end, as slow and saturating clients would."""
+    hogs: list[socket.socket] = []
+    classifiers = [
+        threading.Thread(
+            target=get_or_none,
+            args=(lambda: requests.post(f"http://127.0.0.1:{main_port}/classify", data=jpeg, timeout=10),),
+            daemon=True,
+        )
+        for _ in range(CLASSIFIERS)
+    ]
+    try:
+        for thread in classifiers:
+            thread.start()
+        time.sleep(0.3)  # the classify requests hold the worker threads
+        for _ in range(HOGS):
+            hogs.append(hog := socket.socket())
+            hog.setblocking(False)
+            hog.connect_ex(("127.0.0.1", main_port))
+        time.sleep(0.3)
+        for hog in hogs:
+            with contextlib.suppress(OSError):  # not connected yet: it waits in the listen backlog instead
+                hog.send(b"GET /healthz HTTP/1.1\r\nX-Slow: ")  # headers that never end
+        assert get(main_port, "/healthz", timeout_s=1.0) is None, "the main port must be saturated for this test"
+        yield
+    finally:
+        for hog in hogs:
+            hog.close()
+        for thread in classifiers:
+            thread.join(timeout=10)
 
 
 @pytest.fixture

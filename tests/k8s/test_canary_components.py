@@ -17,9 +17,9 @@ from tests.k8s.test_manifests import KUBECTL, KUBERNETES_VERSIONS, VALIDATE
 COMPONENTS = ["mtls", "canary", "gateway-canary", "istio-mtls", "istio-canary"]
 
 
-def build(tmp_path, *components: str) -> list[dict]:
-    """The cpu overlay with ``components`` added, as a user's overlay would list them."""
-    overlay = REPO / "k8s" / "overlays" / "cpu"
+def build(tmp_path, *components: str, overlay_name: str = "cpu") -> list[dict]:
+    """An overlay (cpu unless named) with ``components`` added, as a user's overlay would list them."""
+    overlay = REPO / "k8s" / "overlays" / overlay_name
     kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
 
     def moved(path: str) -> str:

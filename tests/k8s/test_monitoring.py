@@ -9,6 +9,7 @@ import yaml
 
 from models.server.settings import DEFAULT_PROMETHEUS_PATH
 from tests.conftest import REPO
+from tests.k8s.test_gateway_probes import gateways_in
 from tests.k8s.test_manifests import KUBECTL, VALIDATE
 
 COMPONENT = REPO / "k8s" / "components" / "monitoring"
@@ -99,7 +100,10 @@ def test_scraper_is_admitted_to_the_metrics_ports_of_every_pod(rendered):
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
         }
     ]
-    assert sorted(p["port"] for p in rule["ports"]) == [8080, 8501]
+    probe_ports = {settings.probe_port for _, settings in gateways_in(rendered).values()}
+    assert {p["port"] for p in rule["ports"]} == probe_ports | {8501}, (
+        "the gateways' PROBE_PORT, the model servers' REST"
+    )
 
 
 def test_prometheus_rule_carries_the_tested_rules(rendered):

@@ -59,3 +59,20 @@ def test_prometheus_scrapes_every_service_by_its_compose_name(rendered):
     names = {name for job in scrape for sd in job.get("dns_sd_configs", []) for name in sd["names"]}
     assert {"gateway", "primary", "fallback", "gateway-fallback"} == names
     assert names <= set(config("--profile", "edge")["services"])
+
+
+@pytest.mark.parametrize("config_file", ["prometheus.yml", "prometheus.mtls.yml"])
+def test_gateways_are_scraped_on_their_probe_port(config_file):
+    """The port each gateway's compose environment gives PROBE_PORT, so scrapes never wait behind /classify."""
+    import yaml
+
+    from gateway.settings import Settings
+
+    services = config("--profile", "edge")["services"]
+    scrape = yaml.safe_load((REPO / "observability/prometheus" / config_file).read_text())["scrape_configs"]
+    for name in ("gateway", "gateway-fallback"):
+        settings = Settings.from_env({k: str(v) for k, v in services[name]["environment"].items()})
+        assert settings.probe_port is not None, f"{name}: PROBE_PORT is not set"
+        (job,) = [job for job in scrape if job["job_name"] == name]
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+        assert {sd["port"] for sd in job["dns_sd_configs"]} == {settings.probe_port}, name
