@@ -91,15 +91,17 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(b'AVAILABLE' not in urllib.request.urlopen('http://127.0.0.1:8501/v1/models/' + os.environ['MODEL_NAME'], timeout=2).read())"]
 ENTRYPOINT ["python", "-m", "models.server"]
 
-# Server-side batching, measured in docs/benchmarks.md "Model server batching (issue 15)".
+# Batching off: through the whole stack it gained nothing beyond noise and cost ~80 MB of RSS
+# (docs/benchmarks.md "Peer comparison (issue 15)"); ENABLE_BATCHING=true
+# BATCHING_PARAMETERS_FILE=/config/batching.config turns it on.
 FROM litert AS fallback
-ENV MODEL_NAME=mobilenet_v3_large INTERPRETER_THREADS=1 \
-    ENABLE_BATCHING=true BATCHING_PARAMETERS_FILE=/config/batching.config
+ENV MODEL_NAME=mobilenet_v3_large INTERPRETER_THREADS=1
 COPY models/fallback/batching.config /config/
 COPY --from=fallback-export /export/mobilenet_v3_large/1/model.tflite /export/mobilenet_v3_large/1/manifest.json \
      /models/mobilenet_v3_large/1/
 
-# The primary-tfserving target's batching.config: one file for both servers.
+# Server-side batching, measured in docs/benchmarks.md "Model server batching (issue 15)"; the
+# primary-tfserving target's batching.config: one file for both servers.
 FROM litert AS primary-litert
 ENV MODEL_NAME=wide_resnet50_2 MODEL_FILE=model_int8.tflite \
     ENABLE_BATCHING=true BATCHING_PARAMETERS_FILE=/config/batching.config

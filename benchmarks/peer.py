@@ -5,8 +5,8 @@ with the same photos and the same bounded load generator. Prints Markdown tables
 
 Stacks, all on 127.0.0.1 (ports --port-base .. +4, default 18400-18404):
 - ours: the gateway (waitress, Flask) with the fallback only, and our LiteRT model server serving the
-  MobileNetV3-Large export (model.tflite, float32) with the compose fallback's layout: one
-  interpreter per core, one thread each.
+  MobileNetV3-Large export (model.tflite, float32) as the fallback image runs it: one interpreter
+  per core, one thread each, batching off (--batching-config models/fallback/batching.config: on).
 - torch: FastAPI + torch MobileNetV3-Large under gunicorn with one uvicorn worker per core, random
   weights (benchmarks/peers/torch_app.py; the model is written in plain torch, see
   benchmarks/peers/mobilenet_v3.py for why torchvision cannot be used with the CPU wheel).
@@ -259,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", nargs="+", choices=STACKS, default=list(STACKS))
     parser.add_argument("--torch-threads", type=int, default=1, help="OMP_NUM_THREADS of each torch worker")
     parser.add_argument("--port-base", type=int, default=18400)
+    parser.add_argument(
+        "--batching-config",
+        default="none",
+        help="our model server's BATCHING_PARAMETERS_FILE, or 'none' (the fallback image's default): off",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy our servers under load at c=4")
     parser.add_argument("--profile-seconds", type=int, default=15)
     args = parser.parse_args(argv)
@@ -277,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = model.parent / "manifest.json"
     manifest_or_none = manifest if manifest.exists() else None
     stacks = tuple(s for s in STACKS if s in args.stacks)
+    batching = None if args.batching_config == "none" else Path(args.batching_config)
     cores = available_cores()
     images = [p.read_bytes() for p in photos()]
     uploads = [Upload.multipart(data, f"photo{i}.jpg") for i, data in enumerate(images)]
@@ -298,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         started: dict[str, peer_stacks.Stack] = {}
         for name in stacks:
             if name == "ours":
-                stack = peer_stacks.start_ours(model, manifest_or_none, port["ours"], folder, cores)
+                stack = peer_stacks.start_ours(model, manifest_or_none, port["ours"], folder, cores, batching)
             elif name == "torch":
                 stack = peer_stacks.start_torch(pythons["torch"], port["torch"], folder, cores, args.torch_threads)
             else:

@@ -68,9 +68,11 @@ def gateway_env(grpc_port: int, manifest: Path | None) -> dict[str, str]:
     return env
 
 
-def start_ours(model: Path, manifest: Path | None, port: int, scratch: Path, cores: int) -> Stack:
+def start_ours(
+    model: Path, manifest: Path | None, port: int, scratch: Path, cores: int, batching: Path | None
+) -> Stack:
     """The fallback-only gateway and our model server as the fallback image runs it: one
-    interpreter per core, one thread each, server-side batching with models/fallback/batching.config."""
+    interpreter per core, one thread each, server-side batching with ``batching`` (None: off)."""
     server = ModelServer(
         serve_tflite(scratch, "mobilenet_v3_large", model), "mobilenet_v3_large", scratch / "model-server.log"
     )
@@ -80,9 +82,9 @@ def start_ours(model: Path, manifest: Path | None, port: int, scratch: Path, cor
         REST_PORT=str(server.rest_port),
         INTERPRETERS=str(cores),
         INTERPRETER_THREADS="1",
-        ENABLE_BATCHING="true",
-        BATCHING_PARAMETERS_FILE=str(REPO / "models" / "fallback" / "batching.config"),
     )
+    if batching is not None:
+        server.env.update(ENABLE_BATCHING="true", BATCHING_PARAMETERS_FILE=str(batching))
     gateway = Gateway(scratch / "gateway.log", **gateway_env(server.grpc_port, manifest))
     gateway.port = check_free(port)
     gateway.env["PORT"] = str(port)
