@@ -16,7 +16,7 @@ def churn():
     for i in range(30):
         blocks = [np.ones(((i % 7 + 1) << 20) + 4096 * j, np.uint8) for j in range(8)]
         del blocks
-threads = [threading.Thread(target=churn) for _ in range(4)]
+threads = [threading.Thread(target=churn) for _ in range(4 if sys.argv[1] != "none" else 0)]
 for thread in threads:
     thread.start()
 for thread in threads:
@@ -39,5 +39,12 @@ def rss_after_churn(mode: str) -> int:
 
 
 def test_freed_blocks_go_back_to_the_os():
-    default, fixed = rss_after_churn("default"), rss_after_churn("fixed")
-    assert fixed < default - (20 << 20), (default >> 20, fixed >> 20)
+    # What glibc's default keeps depends on how the four threads' frees interleave (19-100 MiB over
+    # a process that never churned, measured), so the default is only shown to keep memory at its
+    # worst of three runs; the fixed threshold must come back near that process every time.
+    never_churned = rss_after_churn("none")
+    default = max(rss_after_churn("default") for _ in range(3))
+    fixed = max(rss_after_churn("fixed") for _ in range(2))
+    sizes = (never_churned >> 20, default >> 20, fixed >> 20)
+    assert default - never_churned > (12 << 20), sizes
+    assert fixed - never_churned < (12 << 20), sizes
