@@ -21,14 +21,13 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import requests
 from flask import Flask
 
 from benchmarks.gateway_cpu import SIZES, WARM_UP, load, make_jpeg, process_cpu_s
 from common.allocator import return_large_blocks_to_the_os
 from common.logs import log_json_to_stdout
 from gateway import create_app
-from local_mode.processes import REPO, ModelServer, Service, free_port, serve_tflite, wait_until
+from local_mode.processes import REPO, Gateway, ModelServer, serve_tflite
 
 CACHE = REPO / ".cache" / "wsgi-servers"
 THREADS = 40  # the gateway's default THREADS (MAX_IN_FLIGHT 32 + 8)
@@ -81,22 +80,13 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-class Server(Service):
+class Server(Gateway):
+    """The gateway's app served by ``name`` instead of its own waitress entry point."""
+
     def __init__(self, name: str, log: Path, **env: str):
-        self.port = free_port()
         path = f"{REPO}:{installed(name)}" if name != "waitress" else str(REPO)
-        super().__init__(
-            command(name, self.port), {"HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONPATH": path, **env}, log
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60) -> Server:
-        super().start()
-        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, timeout, "server alive", self.process)
-        return self
+        super().__init__(log, PYTHONPATH=path, **env)
+        self.args = command(name, self.port)
 
 
 def main() -> None:
@@ -120,7 +110,7 @@ def main() -> None:
         for name in args.servers:
             servers[name] = Server(name, Path(tmp) / f"{name}.log", **env)
             stack.enter_context(servers[name])
-            servers[name].start()
+            servers[name].start(timeout=60)
         for _ in range(args.rounds):
             for concurrency in args.concurrency:
                 for name, server in servers.items():
