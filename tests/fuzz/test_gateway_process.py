@@ -15,6 +15,8 @@ from local_mode.processes import Gateway, free_port
 from tests.hostile_images import corpus
 
 BUDGET = 256 << 20
+PASSES = 12
+EARLY, LATE = slice(2, 6), slice(8, 12)  # after two warm-up passes: the windows whose lowest RSS is compared
 ALLOWED = {413, 415, 422, 503}  # the backends are not listening: decodable uploads get 503 models_unavailable
 
 
@@ -52,13 +54,20 @@ def test_hostile_uploads_stay_within_the_budget_and_rss_stays_flat(gateway):
         return response.status_code, response.json()
 
     after = []
-    for _ in range(3):
+    for number in range(PASSES):
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(send, uploads))
         assert all(status in ALLOWED and body["error"]["code"] for status, body in answers), answers[:5]
         after.append(process.memory_info().rss)
-    assert peak_rss(process.pid) < idle + BUDGET + (64 << 20), (idle >> 20, peak_rss(process.pid) >> 20)
-    assert after[2] < after[0] * 1.1 + (16 << 20), [rss >> 20 for rss in after]
+        if number == 2:
+            assert peak_rss(process.pid) < idle + BUDGET + (64 << 20), (idle >> 20, peak_rss(process.pid) >> 20)
+    # RSS after a pass swings by up to 35 MiB with how the four threads' frees fall in the arenas
+    # (87-132 MiB over 40 passes, docs/reliability.md), and the first passes sit below the level it
+    # settles at, so one pass against another proves nothing. The floor of a window of passes after
+    # the warm-up is steady (within 10 MiB over 40 passes); a leak lifts it: 100 KiB an upload is
+    # 6 MiB a pass, about 36 MiB between these windows.
+    floors = (min(after[EARLY]) >> 20, min(after[LATE]) >> 20)
+    assert floors[1] < floors[0] + 20, [rss >> 20 for rss in after]
     assert requests.get(f"{gateway.url}/healthz", timeout=2).ok
 
 
