@@ -89,7 +89,11 @@ class Point:
     cpu_by_role_ms: dict[str, float]  # the same, for each of its servers ("gateway", "model-server", ...)
     client_cpu_ms: float  # the load generator's, per request
     rss_mb: float
+    pss_mb: float
     errors: int
+
+
+MEMORY = ("rss_mb", "pss_mb")
 
 
 def photos() -> list[Path]:
@@ -125,6 +129,7 @@ def measure(stack: peer_stacks.Stack, uploads: list[Upload], concurrency: int, p
         "127.0.0.1", stack.port, "/classify", uploads, concurrency, plan.requests, plan.time_cap_s
     )
     served = max(1, result.answered + len(result.errors))
+    held = [tree.memory() for tree in trees.values()]
     cpu_ms = {role: cpu_used(before[role], tree.cpu_seconds()) * 1000 / served for role, tree in trees.items()}
     for error in sorted(set(result.errors))[:3]:
         print(f"peer: {stack.name} c={concurrency}: {error}", file=sys.stderr)
@@ -135,7 +140,8 @@ def measure(stack: peer_stacks.Stack, uploads: list[Upload], concurrency: int, p
         server_cpu_ms=sum(cpu_ms.values()),
         cpu_by_role_ms=cpu_ms,
         client_cpu_ms=result.client_cpu_ms_per_request,
-        rss_mb=sum(tree.rss_bytes() for tree in trees.values()) / 1e6,
+        rss_mb=sum(memory.rss for memory in held) / 1e6,
+        pss_mb=sum(memory.pss for memory in held) / 1e6,
         errors=len(result.errors),
     )
 
@@ -159,28 +165,28 @@ def print_tables(
     decode_ms: float,
     stacks: tuple[str, ...],
 ) -> None:
-    print("\n| c | stack | req/s | p50 ms | p99 ms | servers' CPU ms/req | RSS MB (max) | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| c | stack | req/s | p50 ms | p99 ms | servers' CPU ms/req | RSS MB (max) | PSS MB (max) | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for c in plan.concurrencies:
         for name in stacks:
             row = points[name, c]
             print(
                 f"| {c} | {name} | {median(row, 'throughput'):.1f} | {median(row, 'p50_ms'):.1f} | "
                 f"{median(row, 'p99_ms'):.1f} | {median(row, 'server_cpu_ms'):.1f} | "
-                f"{max(p.rss_mb for p in row):.0f} | {sum(p.errors for p in row)} |"
+                f"{max(p.rss_mb for p in row):.0f} | {max(p.pss_mb for p in row):.0f} | {sum(p.errors for p in row)} |"
             )
     peers = [p for p in PEERS if p in stacks]
     if "ours" in stacks and peers:
-        print("\nOurs / peer (throughput: higher is better; p50, p99, RSS: lower is better):\n")
-        print("| c | " + " | ".join(f"{p}: req/s | {p}: p50 | {p}: p99 | {p}: RSS" for p in peers) + " |")
-        print("|---|" + "---|---|---|---|" * len(peers))
+        print("\nOurs / peer (throughput: higher is better; p50, p99, RSS, PSS: lower is better):\n")
+        print("| c | " + " | ".join(f"{p}: req/s | {p}: p50 | {p}: p99 | {p}: RSS | {p}: PSS" for p in peers) + " |")
+        print("|---|" + "---|---|---|---|---|" * len(peers))
         for c in plan.concurrencies:
             ours = points["ours", c]
             cells = []
             for peer in peers:
                 theirs = points[peer, c]
                 cells += [ratio(median(ours, f), median(theirs, f)) for f in ("throughput", "p50_ms", "p99_ms")]
-                cells.append(ratio(max(p.rss_mb for p in ours), max(p.rss_mb for p in theirs)))
+                cells += [ratio(max(getattr(p, f) for p in ours), max(getattr(p, f) for p in theirs)) for f in MEMORY]
             print(f"| {c} | " + " | ".join(cells) + " |")
     print(
         "\n| c | raw interpreter req/s | "

@@ -37,16 +37,27 @@ class ProcessTree:
             seconds[process.pid] = times.user + times.system
         return seconds
 
-    def rss_bytes(self) -> int:
-        """Resident memory summed over the processes (pages that forked workers share count once per
-        process, as ``ps`` shows them: an upper bound for the tree)."""
-        total = 0
+    def memory(self) -> Memory:
+        """Resident and proportional memory summed over the processes."""
+        rss = pss = 0
         for process in self.processes():
             try:
-                total += process.memory_info().rss
+                held = process.memory_full_info()  # reads /proc/<pid>/smaps_rollup
             except psutil.NoSuchProcess:
                 continue
-        return total
+            rss += held.rss
+            pss += held.pss
+        return Memory(rss, pss)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """``rss`` counts a page once in every process that maps it, as ``ps`` does: forked workers that
+    import the same libraries count them once each, so it is an upper bound for the tree. ``pss``
+    charges a page shared by n processes 1/n to each, so its sum is what the tree holds."""
+
+    rss: int
+    pss: int
 
 
 def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:

@@ -22,12 +22,12 @@ def test_measure_charges_the_servers_cpu_per_request(trivial_server):
     assert point.cpu_by_role_ms == {"server": point.server_cpu_ms}
     assert 0 < point.client_cpu_ms < point.server_cpu_ms
     assert point.throughput > 0 and point.p50_ms <= point.p99_ms
-    assert 5 < point.rss_mb < 200
+    assert 5 < point.pss_mb <= point.rss_mb < 200
 
 
 def point(throughput: float, p50: float, rss: float, gateway_cpu: float = 6.0) -> Point:
     roles = {"gateway": gateway_cpu, "model-server": 14.0}
-    return Point(throughput, p50, 2 * p50, sum(roles.values()), roles, 0.3, rss, 0)
+    return Point(throughput, p50, 2 * p50, sum(roles.values()), roles, 0.3, rss, rss / 2, 0)
 
 
 def test_tables_show_medians_ratios_and_the_cpu_split(capsys):
@@ -40,9 +40,9 @@ def test_tables_show_medians_ratios_and_the_cpu_split(capsys):
     raw = {4: [(200.0, 12.0), (190.0, 11.0), (210.0, 13.0)]}
     peer.print_tables(plan, points, raw, decode_ms=3.0, stacks=("ours", "torch", "bento"))
     out = capsys.readouterr().out
-    assert "| 4 | ours | 100.0 | 10.0 | 20.0 | 20.0 | 210 | 0 |" in out  # medians; RSS the largest
-    # ours/torch: 100/25 req/s, p50 10/45, p99 20/90, RSS 210/805; ours/bento: 2x, 0.5x, 0.5x, 0.525x
-    assert "| 4 | 4.00x | 0.22x | 0.22x | 0.26x | 2.00x | 0.50x | 0.50x | 0.53x |" in out
+    assert "| 4 | ours | 100.0 | 10.0 | 20.0 | 20.0 | 210 | 105 | 0 |" in out  # medians; RSS, PSS the largest
+    # ours/torch: 100/25 req/s, p50 10/45, p99 20/90, RSS 210/805, PSS 105/402.5; ours/bento: 2x, 0.5x, 0.5x, 0.525x
+    assert "| 4 | 4.00x | 0.22x | 0.22x | 0.26x | 0.26x | 2.00x | 0.50x | 0.50x | 0.53x | 0.53x |" in out
     assert "| 4 | 200.0 | 100.0 | 25.0 | 50.0 | 0.50x | 0.30, 0.30, 0.30 |" in out
     # gateway 6, model server 14, inference 12 (median of the raw runs), decode 3: framework 3 + 2
     assert "| 4 | 6.0 | 14.0 | 12.0 | 3.0 | 3.0 | 2.0 | 5.0 | 60% |" in out

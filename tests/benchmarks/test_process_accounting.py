@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import psutil
 import pytest
 
-from benchmarks.process_accounting import CpuSplit, ProcessTree, cpu_used
+from benchmarks.process_accounting import CpuSplit, Memory, ProcessTree, cpu_used
 
 
 @pytest.mark.slow  # a real process
@@ -28,10 +30,40 @@ def test_rss_sums_the_tree(trivial_server):
     root = psutil.Process(server.process.pid)
     tree = ProcessTree([root.pid])
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and tree.rss_bytes() - root.memory_info().rss < 200 << 20:
+    while time.monotonic() < deadline and tree.memory().rss - root.memory_info().rss < 200 << 20:
         time.sleep(0.1)  # until the child has touched its memory
     assert root.memory_info().rss < 100 << 20
-    assert tree.rss_bytes() >= (200 << 20) + root.memory_info().rss
+    assert tree.memory().rss >= (200 << 20) + root.memory_info().rss
+
+
+# 200 MiB touched, then a fork that does not write it: both processes map the same pages.
+_SHARED = """
+import os, time
+held = bytearray(200 << 20)
+for i in range(0, len(held), 4096):
+    held[i] = 1
+if os.fork() == 0:
+    time.sleep(30)
+    os._exit(0)
+print("forked", flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.slow  # real processes
+def test_pss_counts_pages_a_fork_shares_once():
+    with subprocess.Popen([sys.executable, "-c", _SHARED], stdout=subprocess.PIPE, text=True) as parent:
+        try:
+            assert parent.stdout is not None and parent.stdout.readline() == "forked\n"
+            tree = ProcessTree([parent.pid])
+            assert len(tree.processes()) == 2
+            held = tree.memory()
+            assert held.rss > 2 * (200 << 20)  # each process shows the 200 MiB
+            assert (200 << 20) < held.pss < (200 << 20) + (held.rss - 2 * (200 << 20))  # counted once
+        finally:
+            for process in psutil.Process(parent.pid).children():
+                process.kill()
+            parent.kill()
 
 
 @pytest.mark.slow  # a real process
@@ -40,7 +72,7 @@ def test_a_process_gone_from_the_tree_is_skipped(trivial_server):
     tree = ProcessTree([server.process.pid])
     server.stop()
     assert tree.processes() == []
-    assert tree.cpu_seconds() == {} and tree.rss_bytes() == 0
+    assert tree.cpu_seconds() == {} and tree.memory() == Memory(0, 0)
 
 
 def test_cpu_used_counts_a_process_born_between_readings_from_zero():
