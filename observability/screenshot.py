@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import io
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from PIL import Image, ImageChops
 
 from local_mode.processes import wait_until
 from observability.local_stack import LocalStack, image_origin
+from tools.browser import headless_chromium
 
 ALERT = "ClassifierFallbackRatioHigh"
 # Prometheus has scraped the primary twice while it answered predictions (not only status checks,
@@ -154,24 +154,6 @@ def firing(alert: str) -> Callable[[set[tuple[str, str]]], bool]:
     return lambda states: (alert, "firing") in states
 
 
-def browser(size: tuple[int, int]):  # -> selenium WebDriver; selenium is imported only here
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    # Debian's chromium and chromium-driver (.ci/run installs them; the CI job apt-gets them too).
-    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        raise FileNotFoundError("chromium and chromedriver are needed: apt-get install chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={size[0]},{size[1]}"):
-        options.add_argument(argument)
-    session = webdriver.Chrome(options=options, service=Service(driver))
-    session.set_page_load_timeout(60)
-    return session
-
-
 def _settled(session, text: str, timeout: float, quiet: float) -> None:
     """Until the page shows ``text`` and its DOM has not changed for ``quiet`` seconds (queries and
     drawing done), at most ``timeout`` seconds."""
@@ -197,7 +179,7 @@ def _trimmed(shot: Image.Image, margin: int = 16) -> Image.Image:
 
 def capture(pages: Sequence[tuple[str, str]], out: Path, size: tuple[int, int], timeout: float = 60) -> Path:
     """Screenshot each (url, text to wait for) page at ``size``, stack them, write a palette PNG."""
-    session = browser(size)
+    session = headless_chromium(size, page_load_timeout=60)
     shots = []
     try:
         for url, text in pages:

@@ -17,12 +17,14 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, TORCH_VERSION, tracked_files
+from tools.browser import BROWSER_VARIABLE, DRIVER_VARIABLE
 
 WORKFLOW = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
 JOBS: dict[str, dict] = WORKFLOW["jobs"]
 DEPENDABOT = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
 README = (REPO / "README.md").read_text()
 CI_RUN = (REPO / ".ci" / "run").read_text()
+BROWSER_PACKAGES = {"chromium", "chromium-driver"}  # Debian's; a runner has Google Chrome (tools/browser.py)
 # Commands a job runs that users run too: each must be typed in the README exactly as the job runs it.
 SHARED_COMMANDS = (
     "scripts/test.sh",
@@ -205,13 +207,38 @@ def test_jobs_run_the_readme_commands_where_users_run_the_same():
         assert line in documented, f"job {name} runs `{line}`, which the README does not show"
 
 
-def test_jobs_install_the_debian_packages_ci_run_installs():
+def apt_installs(job: dict) -> set[str]:
+    found: set[str] = set()
+    for line in run_lines(job):
+        if "apt-get install" in line:
+            found |= {word for word in shlex.split(line.split("apt-get install", 1)[1]) if not word.startswith("-")}
+    return found
+
+
+def test_jobs_install_the_debian_packages_ci_run_installs_but_the_browser():
     ci_run_packages = set(re.findall(r"missing\+=\((\S+)\)", CI_RUN))
-    assert ci_run_packages
+    assert ci_run_packages >= BROWSER_PACKAGES
     for name in ("lint", "test"):
-        install = next(line for line in run_lines(JOBS[name]) if "apt-get install" in line)
-        words = shlex.split(install.split("apt-get install", 1)[1])
-        assert {word for word in words if not word.startswith("-")} == ci_run_packages, name
+        assert apt_installs(JOBS[name]) == ci_run_packages - BROWSER_PACKAGES, name
+
+
+def test_no_job_installs_ubuntus_chromium_which_is_a_snap_stub():
+    stubs = BROWSER_PACKAGES | {"chromium-browser", "chromium-chromedriver"}
+    assert all(not apt_installs(job) & stubs for job in JOBS.values())
+
+
+@pytest.mark.parametrize("name", ["test", "observability"])  # the web page tests; the dashboard screenshot
+def test_jobs_with_a_browser_hand_tools_browser_the_runners_chrome_and_its_driver(name, tmp_path):
+    [step] = [step for step in JOBS[name]["steps"] if "CHROMEWEBDRIVER" in step.get("run", "")]
+    for program in ("google-chrome", "chromedriver"):
+        (tmp_path / program).write_text(f"#!/bin/sh\necho {program} 1.0\n")
+        (tmp_path / program).chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "CHROMEWEBDRIVER": str(tmp_path), "GITHUB_ENV": str(tmp_path / "env")}
+    script = ["bash", "-e", "-c", step["run"]]
+    assert subprocess.run(script, env=env, capture_output=True, timeout=10).returncode != 0, "no CHROME_BIN: fails"
+    env[BROWSER_VARIABLE] = str(tmp_path / "google-chrome")
+    subprocess.run(script, env=env, check=True, timeout=10)
+    assert (tmp_path / "env").read_text() == f"{DRIVER_VARIABLE}={tmp_path / 'chromedriver'}\n"
 
 
 def test_the_test_jobs_together_run_the_suite_ci_run_runs():

@@ -5,7 +5,6 @@ Screenshots land in test-artifacts/web/ (git ignores it; CI keeps it as an artef
 
 from __future__ import annotations
 
-import shutil
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ import requests
 from local_mode.processes import Gateway, free_port
 from tests.conftest import REPO
 from tests.real_weights import CAT_CLASSES
+from tools.browser import headless_chromium
 
 ARTEFACTS = REPO / "test-artifacts" / "web"
 WAIT_S = 20
@@ -23,19 +23,7 @@ WAIT_S = 20
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    # Debian's chromium here (.ci/run installs it); a GitHub runner's preinstalled Google Chrome works too.
-    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    driver = shutil.which("chromedriver")
-    assert chromium and driver, "Debian's chromium and chromium-driver are needed (.ci/run installs them)"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1000"):
-        options.add_argument(argument)
-    session = webdriver.Chrome(options=options, service=Service(driver))
-    session.set_page_load_timeout(WAIT_S)
+    session = headless_chromium((1100, 1000), page_load_timeout=WAIT_S)
     yield session
     session.quit()
 
