@@ -68,7 +68,9 @@ def test_gateways_are_scraped_on_their_probe_port(rendered):
     ]
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["path"] in PROBE_PATHS
-    for name in monitor["spec"]["selector"]["matchExpressions"][0]["values"]:
+    scraped = monitor["spec"]["selector"]["matchExpressions"][0]["values"]
+    assert set(scraped) == set(gateways), "every gateway, the canary too, is scraped"
+    for name in scraped:
         _, settings = gateways[name]
         (port,) = [p for p in services[name]["spec"]["ports"] if p["name"] == endpoint["port"]]
         assert port["targetPort"] == settings.probe_port, name
@@ -79,7 +81,9 @@ def test_the_scraper_is_admitted_to_the_probe_port_and_the_ingress_only_to_the_m
     policies = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "NetworkPolicy"}
     (scrape,) = policies["metrics-from-prometheus"]["spec"]["ingress"]
     (ingress,) = policies["gateways-from-ingress"]["spec"]["ingress"]
-    for name in ("gateway", "gateway-fallback"):
+    admitted = policies["metrics-from-prometheus"]["spec"]["podSelector"]["matchExpressions"][0]["values"]
+    assert set(gateways) <= set(admitted)
+    for name in gateways:
         _, settings = gateways[name]
         assert settings.probe_port in {p["port"] for p in scrape["ports"]}, name
         assert {p["port"] for p in ingress["ports"]} == {settings.port}, name
