@@ -65,15 +65,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_POST = do_GET = _answer
 
 
+TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
 class Nginx:
     def __init__(self, config: str, workdir: Path):
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "site.conf").write_text(config.replace("listen 8000;", f"listen 127.0.0.1:{self.port};"))
+        # Every temp path in the test's folder: nginx creates the compiled-in ones (/var/lib/nginx/...)
+        # at start, which a non-root user (a CI runner's) may not.
+        temp_paths = "".join(f"    {kind}_temp_path {workdir}/{kind};\n" for kind in TEMP_PATHS)
         (workdir / "nginx.conf").write_text(
             f"pid {workdir}/nginx.pid;\nerror_log {workdir}/error.log info;\nevents {{}}\nhttp {{\n"
-            f"    access_log off;\n    client_body_temp_path {workdir}/body;\n    proxy_temp_path {workdir}/proxy;\n"
-            f"    include {workdir}/site.conf;\n}}\n"
+            f"    access_log off;\n{temp_paths}    include {workdir}/site.conf;\n}}\n"
         )
         self._stderr = (workdir / "stderr.log").open("wb")
         self.process = subprocess.Popen(
