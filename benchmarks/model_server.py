@@ -33,8 +33,8 @@ import requests
 from ai_edge_litert.interpreter import Interpreter
 
 from benchmarks.timing import ms, timed
+from common.cpu_quota import usable_cores
 from local_mode.processes import ModelServer
-from models.server.settings import available_cores
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 
@@ -177,7 +177,7 @@ def bench_batching(args: argparse.Namespace) -> None:
                     results.setdefault((name, concurrency), []).append(load(stub, request, concurrency, total, pid))
     print(
         f"## {args.model} ({args.model_file}), {interpreters} interpreter(s) x {threads} thread(s), "
-        f"{available_cores()} cores, median of {args.rounds} interleaved rounds\n"
+        f"{usable_cores()} cores, median of {args.rounds} interleaved rounds\n"
     )
     print("| batching | c | req/s | p50 ms | p99 ms | server CPU ms/image |")
     print("|---|---|---|---|---|---|")
@@ -205,7 +205,7 @@ def main() -> None:
     if args.batching:
         bench_batching(args)
         return
-    cores = available_cores()
+    cores = usable_cores()
     print(f"## {args.model} ({args.model_file}), {cores} cores\n")
     print(
         "| layout | direct p50 ms | gRPC p50 / p99 ms | gRPC added p50 ms | REST p50 ms | req/s c=1 / 4 / 8 "

@@ -55,9 +55,9 @@ from benchmarks.load_generator import Upload
 from benchmarks.peers import venvs
 from benchmarks.process_accounting import CpuSplit, ProcessTree, cpu_used
 from benchmarks.raw_interpreter import InterpreterPool
+from common.cpu_quota import usable_cores
 from gateway.imaging import decode, to_tensor
 from gateway.settings import Settings as GatewaySettings
-from models.server.settings import available_cores
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTO_FOLDERS = (REPO.parent / "shared" / "images", REPO / "tests" / "data")
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest_or_none = manifest if manifest.exists() else None
     stacks = tuple(s for s in STACKS if s in args.stacks)
     batching = None if args.batching_config == "none" else Path(args.batching_config)
-    cores = available_cores()
+    cores = usable_cores()
     images = [p.read_bytes() for p in photos()]
     uploads = [Upload.multipart(data, f"photo{i}.jpg") for i, data in enumerate(images)]
     port = {"torch": args.port_base, "bento": args.port_base + 1, "ours": args.port_base + 2}  # ours: to +4

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import ms, timed
-from models.server.settings import available_cores
+from common.cpu_quota import usable_cores
 
 
 def p50_ms(call, count: int) -> tuple[float, float]:
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=30)
     args = parser.parse_args()
     version_dir = args.models / "wide_resnet50_2" / "1"
-    cores = available_cores()
+    cores = usable_cores()
     image = np.random.default_rng(0).integers(0, 256, size=(1, 224, 224, 3), dtype=np.uint8)
     rows = []
 

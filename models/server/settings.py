@@ -9,6 +9,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from common.cpu_quota import usable_cores
 from common.environment import EnvReader, SettingsError
 from models.server.batching_parameters import BatchingParameters, batching_from_env
 from protocol.generated.tfs_monitoring_pb2 import MonitoringConfig
@@ -20,10 +21,6 @@ DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 # REST bodies being parsed, the rest for gRPC calls and margin (docs/reliability.md).
 DEFAULT_MEMORY_BUDGET_BYTES = 256 << 20
 DEFAULT_MEMORY_WAIT_S = 10.0
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ class Settings:
                 f"MODEL_NAME={name!r}: set it to the model's folder name under MODEL_BASE_PATH "
                 "(or set MODEL_CONFIG_FILE)"
             )
-        cores = available_cores()
+        cores = usable_cores()  # the container's CPU limit, not its node's cores
         return cls(
             model_name=name,
             model_base_path=Path(reader.text("MODEL_BASE_PATH", "/models")),

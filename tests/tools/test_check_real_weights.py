@@ -3,13 +3,13 @@ for WRN-50-2 (primary, float) and MobileNetV3 (fallback, int8) and tests/data's 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.docker_engine import STAND_IN_IMAGE, docker_engine_or_skip
 from tools.check_real_weights import (
     PROCESSED_BATCH_SIZE,
     REPO,
@@ -22,8 +22,6 @@ from tools.check_real_weights import (
     metric_samples,
     request_count,
 )
-
-STAND_IN_IMAGE = "python:3.11-slim"  # ../shared/docker builds it; a container runs `sleep` in it
 
 
 def test_server_check_passes_on_a_real_weights_server(efficientnet, capsys):
@@ -139,18 +137,6 @@ def test_no_batching_metric_means_no_batches():
 
 def test_the_shipped_batching_config_is_read():
     assert max_batch_size(REPO / "models" / "primary" / "batching.config") == 16
-
-
-def docker_engine_or_skip() -> None:
-    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode:
-        pytest.skip("no Docker engine answers (.ci/run starts one with ../shared/docker/engine-up.sh)")
-    if (
-        subprocess.run(["docker", "image", "inspect", STAND_IN_IMAGE], capture_output=True, timeout=30).returncode
-        and subprocess.run(["docker", "pull", STAND_IN_IMAGE], capture_output=True, timeout=300).returncode
-    ):
-        pytest.skip(
-            f"{STAND_IN_IMAGE} is neither on this engine nor pullable (../shared/docker/engine-up.sh builds it)"
-        )
 
 
 @pytest.mark.docker
