@@ -188,12 +188,18 @@ class LiteRTModel:
         return np.ascontiguousarray(batch)
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
-        """Run one validated batch as one invocation on a free interpreter."""
+        """Run one validated batch on a free interpreter, in calls of at most max_execution_batch
+        images: the interpreter's arena grows to the largest call and never shrinks."""
+        step = self.settings.max_execution_batch
         with self.metrics.waiting_for_interpreter():
             slot = self._pool.get()
         try:
-            with self.metrics.invocation(len(batch)):
-                return slot.run(batch)
+            answers = []
+            for start in range(0, len(batch), step):
+                part = batch[start : start + step]
+                with self.metrics.invocation(len(part)):
+                    answers.append(slot.run(part))
+            return answers[0] if len(answers) == 1 else np.concatenate(answers)
         finally:
             self._pool.put(slot)
 

@@ -21,6 +21,9 @@ DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 # REST bodies being parsed, the rest for gRPC calls and margin (docs/reliability.md).
 DEFAULT_MEMORY_BUDGET_BYTES = 256 << 20
 DEFAULT_MEMORY_WAIT_S = 10.0
+# MobileNetV3-L's arena takes ~4.8 MiB per image: 16 keep each interpreter under ~80 MiB, and the
+# gateway never sends more (MAX_BATCH_IMAGES).
+DEFAULT_MAX_EXECUTION_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Settings:
     interpreters: int
     interpreter_threads: int
     max_batch: int
+    max_execution_batch: int  # the most images one interpreter call runs; a larger batch runs in parts
     max_request_bytes: int
     memory_budget_bytes: int  # peak of the REST requests in flight together (rest.PEAK_PER_BODY_BYTE)
     memory_wait_s: float  # how long a REST request waits for the budget before a 503
@@ -56,6 +60,10 @@ class Settings:
                 "(or set MODEL_CONFIG_FILE)"
             )
         cores = usable_cores()  # the container's CPU limit, not its node's cores
+        max_batch = reader.int("MAX_BATCH", 64, 1, 4096)
+        batching = batching_from_env(reader, cores)
+        # With batching, the batcher already runs at most its max_execution_batch_size (its file).
+        execution = batching.max_execution_batch_size if batching else DEFAULT_MAX_EXECUTION_BATCH
         return cls(
             model_name=name,
             model_base_path=Path(reader.text("MODEL_BASE_PATH", "/models")),
@@ -65,7 +73,10 @@ class Settings:
             host=reader.text("HOST", "0.0.0.0"),
             interpreters=reader.int("INTERPRETERS", cores, 1, 64),
             interpreter_threads=reader.int("INTERPRETER_THREADS", 1, 1, 64),
-            max_batch=reader.int("MAX_BATCH", 64, 1, 4096),
+            max_batch=max_batch,
+            # Named after TF-Serving's BatchingParameters field of the same meaning. An interpreter's
+            # arena grows to the largest batch it has run and keeps that size (docs/reliability.md).
+            max_execution_batch=reader.int("MAX_EXECUTION_BATCH_SIZE", min(execution, max_batch), 1, max_batch),
             max_request_bytes=reader.int("MAX_REQUEST_BYTES", 64 << 20, 1024, 1 << 31),
             memory_budget_bytes=reader.int("MEMORY_BUDGET_BYTES", DEFAULT_MEMORY_BUDGET_BYTES, 1 << 20, 1 << 40),
             memory_wait_s=reader.float("MEMORY_WAIT_S", DEFAULT_MEMORY_WAIT_S, 0.0, 600.0),
@@ -75,7 +86,7 @@ class Settings:
             model_config_file=Path(config_file) if config_file else None,
             file_system_poll_wait_s=reader.float("FILE_SYSTEM_POLL_WAIT_SECONDS", 1.0, 0.0, 86_400.0),
             model_config_poll_wait_s=reader.float("MODEL_CONFIG_FILE_POLL_WAIT_SECONDS", 0.0, 0.0, 86_400.0),
-            batching=batching_from_env(reader, cores),
+            batching=batching,
         )
 
 
