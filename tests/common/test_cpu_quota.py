@@ -24,41 +24,48 @@ def eight_cores(monkeypatch):
     monkeypatch.setattr(cpu_quota, "affinity_cores", lambda: 8)
 
 
-def test_v2_quota_in_the_process_cgroup(tmp_path, eight_cores):
-    write(tmp_path / "proc", "0::/kubepods/pod1/ctr\n")
-    write(tmp_path / "fs/kubepods/pod1/ctr/cpu.max", "150000 100000\n")
-    write(tmp_path / "fs/kubepods/cpu.max", "max 100000\n")
-    assert quota_of(tmp_path / "fs", tmp_path / "proc") == 1.5
-    assert usable_cores(tmp_path / "fs", tmp_path / "proc") == 2  # 1.5 CPUs keep two cores half busy
+# (/proc/self/cgroup, files under the cgroup mount, cores usable of 8)
+LAYOUTS = {
+    "v2 quota in the process's cgroup; 1.5 CPUs keep two cores half busy": (
+        "0::/kubepods/pod1/ctr\n",
+        {"kubepods/pod1/ctr/cpu.max": "150000 100000\n", "kubepods/cpu.max": "max 100000\n"},
+        2,
+    ),
+    "v2 the tightest parent applies": (
+        "0::/kubepods/pod1/ctr\n",
+        {"kubepods/pod1/ctr/cpu.max": "max 100000\n", "kubepods/pod1/cpu.max": "50000 100000\n"},
+        1,
+    ),
+    "v2 in a cgroup namespace: the mount's root": ("0::/\n", {"cpu.max": "300000 100000\n"}, 3),
+    "v2 a quota above the affinity changes nothing": ("0::/\n", {"cpu.max": "1600000 100000\n"}, 8),
+    # Docker on cgroup v1: /proc/self/cgroup says /docker/<id>; the cpu mount is the container's own.
+    "v1 Docker names the host's path but mounts its own cgroup": (
+        "4:memory:/docker/abc\n2:cpuacct:/docker/abc\n1:cpu:/docker/abc\n0::/\n",
+        {"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"},
+        1,
+    ),
+    "v1 combined controllers, no quota": (
+        "3:cpu,cpuacct:/\n",
+        {"cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"},
+        8,
+    ),
+}
 
 
-def test_v2_the_tightest_parent_applies(tmp_path, eight_cores):
-    write(tmp_path / "proc", "0::/kubepods/pod1/ctr\n")
-    write(tmp_path / "fs/kubepods/pod1/ctr/cpu.max", "max 100000\n")
-    write(tmp_path / "fs/kubepods/pod1/cpu.max", "50000 100000\n")
-    assert usable_cores(tmp_path / "fs", tmp_path / "proc") == 1
+@pytest.mark.parametrize(("proc", "files", "cores"), LAYOUTS.values(), ids=LAYOUTS)
+def test_cgroup_layouts(tmp_path, eight_cores, proc, files, cores):
+    write(tmp_path / "proc", proc)
+    for name, text in files.items():
+        write(tmp_path / "fs" / name, text)
+    assert usable_cores(tmp_path / "fs", tmp_path / "proc") == cores
 
 
-def test_v2_in_a_cgroup_namespace_reads_the_mount_root(tmp_path, eight_cores):
+def test_the_quota_itself(tmp_path):
     write(tmp_path / "proc", "0::/\n")
-    write(tmp_path / "fs/cpu.max", "300000 100000\n")
-    assert usable_cores(tmp_path / "fs", tmp_path / "proc") == 3
-
-
-def test_v1_docker_names_the_host_path_but_mounts_its_own_cgroup(tmp_path, eight_cores):
-    # Docker on cgroup v1: /proc/self/cgroup says /docker/<id>; the cpu mount is the container's.
-    write(tmp_path / "proc", "4:memory:/docker/abc\n2:cpuacct:/docker/abc\n1:cpu:/docker/abc\n0::/\n")
-    write(tmp_path / "fs/cpu/cpu.cfs_quota_us", "100000\n")
-    write(tmp_path / "fs/cpu/cpu.cfs_period_us", "100000\n")
-    assert usable_cores(tmp_path / "fs", tmp_path / "proc") == 1
-
-
-def test_v1_combined_controllers_and_no_quota(tmp_path, eight_cores):
-    write(tmp_path / "proc", "3:cpu,cpuacct:/\n")
-    write(tmp_path / "fs/cpu,cpuacct/cpu.cfs_quota_us", "-1\n")
-    write(tmp_path / "fs/cpu,cpuacct/cpu.cfs_period_us", "100000\n")
+    write(tmp_path / "fs/cpu.max", "150000 100000\n")
+    assert quota_of(tmp_path / "fs", tmp_path / "proc") == 1.5
+    write(tmp_path / "fs/cpu.max", "max 100000\n")
     assert quota_of(tmp_path / "fs", tmp_path / "proc") is None
-    assert usable_cores(tmp_path / "fs", tmp_path / "proc") == 8
 
 
 @pytest.mark.parametrize("text", ["", "garbage\n", "0::/x\n"])
@@ -67,12 +74,6 @@ def test_no_cgroup_files_means_the_affinity(tmp_path, eight_cores, text):
     (tmp_path / "fs").mkdir()
     assert usable_cores(tmp_path / "fs", tmp_path / "proc") == 8
     assert usable_cores(tmp_path / "absent", tmp_path / "absent-proc") == 8
-
-
-def test_a_quota_above_the_affinity_changes_nothing(tmp_path, eight_cores):
-    write(tmp_path / "proc", "0::/\n")
-    write(tmp_path / "fs/cpu.max", "1600000 100000\n")
-    assert usable_cores(tmp_path / "fs", tmp_path / "proc") == 8
 
 
 @pytest.mark.docker
