@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from benchmarks.process_accounting import resident_bytes
 from local_mode.processes import ModelServer
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
@@ -25,9 +26,9 @@ from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 MODEL = "mobilenet_v3_large"
 
 
-def _mib(pid: int, field: str) -> int:
-    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field))
-    return int(line.split()[1]) >> 10
+def _memory(pid: int) -> str:
+    """Table cells: RSS now, its peak (MiB)."""
+    return " | ".join(f"{held / 2**20:.0f}" for held in resident_bytes(pid))
 
 
 def run(base: Path, env: dict[str, str]) -> None:
@@ -51,7 +52,7 @@ def run(base: Path, env: dict[str, str]) -> None:
                     return f"{error.code().name}: {error.details()[:70]}"
 
             print(f"env {env or 'default'}\n\n| step | answers | RSS MiB | peak MiB |\n|---|---|---|---|")
-            print(f"| idle | | {_mib(pid, 'VmRSS:')} | {_mib(pid, 'VmHWM:')} |")
+            print(f"| idle | | {_memory(pid)} |")
             for step, sizes in (
                 ("1 image", [1]),
                 ("16 images", [16]),
@@ -61,7 +62,7 @@ def run(base: Path, env: dict[str, str]) -> None:
             ):
                 with ThreadPoolExecutor(len(sizes)) as pool:
                     answers = sorted(set(pool.map(predict, sizes)))
-                print(f"| {step} | {'; '.join(answers)} | {_mib(pid, 'VmRSS:')} | {_mib(pid, 'VmHWM:')} |")
+                print(f"| {step} | {'; '.join(answers)} | {_memory(pid)} |")
             channel.close()
         finally:
             server.stop()

@@ -20,13 +20,9 @@ from pathlib import Path
 import psutil
 import requests
 
+from benchmarks.process_accounting import resident_bytes
 from local_mode.processes import Gateway, free_port
 from tests.hostile_images import corpus
-
-
-def peak_rss(pid: int) -> int:
-    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM:"))
-    return int(line.split()[1]) * 1024
 
 
 def run(passes: int, uploads: int, env: dict[str, str]) -> None:
@@ -57,7 +53,7 @@ def run(passes: int, uploads: int, env: dict[str, str]) -> None:
                     statuses = collections.Counter(pool.map(send, data))
                 print(
                     f"pass {number}: {time.monotonic() - started:.1f} s, RSS {process.memory_info().rss / 2**20:.0f} "
-                    f"MiB, peak {peak_rss(process.pid) / 2**20:.0f} MiB, statuses {dict(sorted(statuses.items()))}"
+                    f"MiB, peak {resident_bytes(process.pid)[1] / 2**20:.0f} MiB, statuses {dict(sorted(statuses.items()))}"
                 )
         finally:
             gateway.stop()

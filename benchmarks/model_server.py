@@ -32,6 +32,7 @@ import numpy as np
 import requests
 from ai_edge_litert.interpreter import Interpreter
 
+from benchmarks.process_accounting import resident_bytes
 from benchmarks.timing import ms, timed
 from common.cpu_quota import usable_cores
 from local_mode.processes import ModelServer
@@ -66,8 +67,8 @@ def throughput(call, concurrency: int, total: int) -> float:
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    now, peak = resident_bytes(pid)
+    return now / 2**20, peak / 2**20
 
 
 def bench(models: Path, name: str, model_file: str, interpreters: int, threads: int, count: int) -> dict:

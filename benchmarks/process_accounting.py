@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
+
+
+def resident_bytes(pid: int) -> tuple[int, int]:
+    """``pid``'s resident memory now and the most it has held (VmRSS, VmHWM of /proc/<pid>/status), bytes."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) << 10, int(fields["VmHWM"].split()[0]) << 10
 
 
 class ProcessTree:

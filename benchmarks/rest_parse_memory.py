@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from benchmarks.process_accounting import resident_bytes
 from local_mode.processes import ModelServer
 
 _PARSE = """
@@ -37,11 +38,6 @@ before, started = hwm(), time.perf_counter()
 batch = rest._read_batch(loads(body), spec)
 print(f"| {sys.argv[2]} | {(hwm() - before) / 2**20:.0f} | {time.perf_counter() - started:.2f} |")
 """
-
-
-def _kib(pid: int, field: str) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith(field)).split()[1])
 
 
 def serve(batch: np.ndarray, scratch: Path, base: Path, model: str) -> None:
@@ -68,13 +64,13 @@ def serve(batch: np.ndarray, scratch: Path, base: Path, model: str) -> None:
         print(
             f"\nmodel server ({model}), peak RSS (VmHWM) after each step:\n\n| step | answers | peak MiB |\n|---|---|---|"
         )
-        print(f"| idle | | {_kib(pid, 'VmHWM:') / 1024:.0f} |")
-        print(f"| {len(full) / 2**20:.1f} MiB body, alone | {post(full)} | {_kib(pid, 'VmHWM:') / 1024:.0f} |")
-        print(f"| {len(half) / 2**20:.1f} MiB body, alone | {post(half)} | {_kib(pid, 'VmHWM:') / 1024:.0f} |")
+        print(f"| idle | | {resident_bytes(pid)[1] / 2**20:.0f} |")
+        print(f"| {len(full) / 2**20:.1f} MiB body, alone | {post(full)} | {resident_bytes(pid)[1] / 2**20:.0f} |")
+        print(f"| {len(half) / 2**20:.1f} MiB body, alone | {post(half)} | {resident_bytes(pid)[1] / 2**20:.0f} |")
         with ThreadPoolExecutor(4) as pool:
             answers = sorted(pool.map(post, [half] * 4))
         print(
-            f"| {len(half) / 2**20:.1f} MiB body, 4 at once | {'; '.join(answers)} | {_kib(pid, 'VmHWM:') / 1024:.0f} |"
+            f"| {len(half) / 2**20:.1f} MiB body, 4 at once | {'; '.join(answers)} | {resident_bytes(pid)[1] / 2**20:.0f} |"
         )
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from flask import Flask
 
-from benchmarks.gateway_cpu import SIZES, WARM_UP, load, make_jpeg, process_cpu_s
+from benchmarks.gateway_cpu import SIZES, WARM_UP, load, make_jpeg
+from benchmarks.process_accounting import ProcessTree, cpu_used
 from common.allocator import return_large_blocks_to_the_os
 from common.logs import log_json_to_stdout
 from gateway import create_app
@@ -71,15 +72,6 @@ def command(name: str, port: int) -> list[str]:
     ]
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of ``pid`` and its descendants."""
-    total = process_cpu_s(pid)
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            total += tree_cpu_s(int(child))
-    return total
-
-
 class Server(Gateway):
     """The gateway's app served by ``name`` instead of its own waitress entry point."""
 
@@ -117,11 +109,12 @@ def main() -> None:
                     assert server.process is not None
                     load(server.url, data, concurrency, WARM_UP)
                     per_client = max(1, args.runs // concurrency)
-                    cpu_before, wall_before = tree_cpu_s(server.process.pid), time.perf_counter()
+                    tree = ProcessTree([server.process.pid])  # gunicorn's and granian's workers too
+                    cpu_before, wall_before = tree.cpu_seconds(), time.perf_counter()
                     load(server.url, data, concurrency, per_client)
                     wall = time.perf_counter() - wall_before
                     total = per_client * concurrency
-                    cpu = (tree_cpu_s(server.process.pid) - cpu_before) / total
+                    cpu = cpu_used(cpu_before, tree.cpu_seconds()) / total
                     results.setdefault((name, concurrency), []).append(
                         (cpu * 1000, total / wall, wall / per_client * 1000)
                     )

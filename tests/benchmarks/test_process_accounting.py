@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -7,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from benchmarks.process_accounting import CpuSplit, Memory, ProcessTree, cpu_used
+from benchmarks.process_accounting import CpuSplit, Memory, ProcessTree, cpu_used, resident_bytes
 
 
 @pytest.mark.slow  # a real process
@@ -86,3 +87,13 @@ def test_cpu_split_framework_is_what_inference_and_imaging_leave():
     assert split.model_server_framework_ms == pytest.approx(2.0)
     assert split.framework_ms == pytest.approx(5.0)
     assert split.inference_share == pytest.approx(0.6)
+
+
+def test_resident_bytes_reads_now_and_the_peak():
+    before_now, _ = resident_bytes(os.getpid())
+    assert abs(before_now - psutil.Process().memory_info().rss) < 8 << 20
+    held = bytearray(100 << 20)  # touched by the zero fill; one mapping, unmapped when freed
+    grown, _ = resident_bytes(os.getpid())
+    del held
+    now, peak = resident_bytes(os.getpid())
+    assert grown - before_now > 90 << 20 and peak - now > 90 << 20  # VmHWM keeps what VmRSS gave back

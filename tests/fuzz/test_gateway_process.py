@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import socket
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psutil
 import pytest
 import requests
 
+from benchmarks.process_accounting import resident_bytes
 from local_mode.processes import Gateway, free_port
 from tests.hostile_images import corpus
 
@@ -37,11 +37,6 @@ def gateway(tmp_path_factory):
     process.stop()
 
 
-def peak_rss(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return int(next(line for line in status if line.startswith("VmHWM:")).split()[1]) * 1024
-
-
 def test_hostile_uploads_stay_within_the_budget_and_rss_stays_flat(gateway):
     """Before: one 2 KB WebP took the gateway to 1.3 GB, and three passes grew it 85 -> 942 MB."""
     process = psutil.Process(gateway.process.pid)
@@ -60,7 +55,8 @@ def test_hostile_uploads_stay_within_the_budget_and_rss_stays_flat(gateway):
         assert all(status in ALLOWED and body["error"]["code"] for status, body in answers), answers[:5]
         after.append(process.memory_info().rss)
         if number == 2:
-            assert peak_rss(process.pid) < idle + BUDGET + (64 << 20), (idle >> 20, peak_rss(process.pid) >> 20)
+            peak = resident_bytes(process.pid)[1]
+            assert peak < idle + BUDGET + (64 << 20), (idle >> 20, peak >> 20)
     # RSS after a pass swings by up to 35 MiB with how the four threads' frees fall in the arenas
     # (87-132 MiB over 40 passes, docs/reliability.md), and the first passes sit below the level it
     # settles at, so one pass against another proves nothing. The floor of a window of passes after
