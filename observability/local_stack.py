@@ -19,10 +19,10 @@ import requests
 import yaml
 
 from local_mode.processes import REPO, Gateway, ModelServer, free_port, serve_tflite, wait_until
+from models.server.settings import DEFAULT_PROMETHEUS_PATH  # what MONITORING_CONFIG asks for
 
 RULES = REPO / "observability" / "prometheus" / "rules" / "classifier.rules.yml"
 MONITORING_CONFIG = REPO / "models" / "primary" / "monitoring.config"
-METRICS_PATH = "/monitoring/prometheus/metrics"
 PRIMARY, FALLBACK = "wide_resnet50_2", "mobilenet_v3_large"
 _DURATION = re.compile(r"^(\d+)([smh])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600}
@@ -180,8 +180,8 @@ class LocalStack:
                 self.folder,
                 [
                     static_job("gateway", f"127.0.0.1:{self.probe_port}"),
-                    static_job("primary", self.primary.rest.removeprefix("http://"), METRICS_PATH),
-                    static_job("fallback", self.fallback.rest.removeprefix("http://"), METRICS_PATH),
+                    static_job("primary", self.primary.rest.removeprefix("http://"), DEFAULT_PROMETHEUS_PATH),
+                    static_job("fallback", self.fallback.rest.removeprefix("http://"), DEFAULT_PROMETHEUS_PATH),
                 ],
                 self.time_scale,
                 self.interval,

@@ -12,8 +12,9 @@ import requests
 import yaml
 
 from local_mode.processes import ModelServer, wait_until
+from models.server.settings import DEFAULT_PROMETHEUS_PATH
 from observability import generate
-from observability.local_stack import METRICS_PATH, MONITORING_CONFIG, Prometheus
+from observability.local_stack import MONITORING_CONFIG, Prometheus
 from tests.compose.test_compose_stack import config
 from tests.conftest import REPO
 from tests.promtool import prometheus_path, promtool_path
@@ -85,7 +86,7 @@ def test_prometheus_scrapes_a_model_server_that_requires_client_certificates(exp
         over_tls = next(job for job in mtls_config(certs)["scrape_configs"] if job["job_name"] == "primary")
         plain = yaml.safe_load(generate.PROMETHEUS_CONFIG.read_text())["scrape_configs"]
         before = next(job for job in plain if job["job_name"] == "primary")
-        assert over_tls["metrics_path"] == before["metrics_path"] == METRICS_PATH
+        assert over_tls["metrics_path"] == before["metrics_path"] == DEFAULT_PROMETHEUS_PATH
         prometheus = Prometheus(tmp_path, [_on(over_tls, target), {**_on(before, target), "job_name": "plain"}])
         try:
 
