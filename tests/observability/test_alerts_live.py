@@ -15,7 +15,8 @@ from PIL import Image
 
 from observability import generate, screenshot
 from observability.local_stack import LocalStack, image_origin
-from observability.screenshot import ALERT, PrometheusApi, Traffic
+from observability.prometheus_api import PrometheusApi
+from observability.screenshot import ALERT, Traffic
 
 TIME_SCALE = 30  # 5m windows become 10 s, `for: 2m` 4 s
 WINDOW = "10s"  # $__rate_interval, and the primary's serving is seen over the same window

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from local_mode.processes import ModelServer, wait_until
 from models.server.settings import DEFAULT_PROMETHEUS_PATH
 from observability import generate
 from observability.local_stack import MONITORING_CONFIG, Prometheus
+from observability.prometheus_api import PrometheusApi
 from tests.compose.test_compose_stack import config
 from tests.conftest import REPO
 from tests.promtool import prometheus_path, promtool_path
@@ -88,21 +88,17 @@ def test_prometheus_scrapes_a_model_server_that_requires_client_certificates(exp
         before = next(job for job in plain if job["job_name"] == "primary")
         assert over_tls["metrics_path"] == before["metrics_path"] == DEFAULT_PROMETHEUS_PATH
         prometheus = Prometheus(tmp_path, [_on(over_tls, target), {**_on(before, target), "job_name": "plain"}])
+        api = PrometheusApi(prometheus.url)
         try:
 
             def scraped() -> dict[str, tuple[str, str]]:
-                targets = requests.get(f"{prometheus.url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
-                return {t["labels"]["job"]: (t["health"], t["lastError"]) for t in targets}
+                return {job: (health, error) for job, health, error in api.targets()}
 
             wait_until(lambda: {h for h, _ in scraped().values()} == {"up", "down"}, 20, "both scraped once")
             health = scraped()
             assert health["primary"] == ("up", ""), health
             assert health["plain"][0] == "down", health  # the scrape of prometheus.yml, refused under mTLS
-            series = requests.get(
-                f"{prometheus.url}/api/v1/query",
-                params={"query": ':tensorflow:serving:request_count{job="primary"}'},
-                timeout=5,
-            ).json()["data"]["result"]
+            series = api.query(':tensorflow:serving:request_count{job="primary"}')
             assert series, "the model server's TF-Serving metrics arrived over TLS"
         finally:
             prometheus.stop()
