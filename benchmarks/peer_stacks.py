@@ -5,13 +5,12 @@ with uvicorn workers) and the BentoML peer."""
 from __future__ import annotations
 
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from local_mode.processes import REPO, Gateway, ModelServer, Service, serve_tflite, wait_until
+from local_mode.processes import Gateway, ModelServer, Service, serve_tflite, wait_until
 
 
 @dataclass
@@ -35,17 +34,11 @@ class PeerServer(Service):
 
     def __init__(self, python: Path, args: list[str], env: dict[str, str], log: Path, port: int, ready_path: str):
         super().__init__(args, env, log)
-        self.python, self.port, self.ready_path = python, port, ready_path
+        self.python, self.base_env = str(python), {"PATH": "/usr/bin:/bin"}  # none of our venv's settings
+        self.port, self.ready_path = port, ready_path
 
     def start(self, timeout: float = 120) -> PeerServer:
-        self._log = self.log_path.open("ab") if self.log_path else None
-        self.process = subprocess.Popen(
-            [str(self.python), *self.args],
-            cwd=REPO,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **self.env},
-        )
+        super().start()
         url = f"http://127.0.0.1:{self.port}{self.ready_path}"
         wait_until(lambda: requests.get(url, timeout=1).ok, timeout, url, self.process)
         return self

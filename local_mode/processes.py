@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,21 +39,24 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, process: su
 
 class Service:
     """A child process logging to a file (or to our stdout when ``log`` is None), stopped with
-    SIGTERM, then SIGKILL, on exit."""
+    SIGTERM, then SIGKILL, on exit. It runs ``args`` with this interpreter and this environment
+    unless a subclass names another ``python`` and ``base_env``."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path | None):
         self.args, self.env, self.log_path = args, env, log
+        self.python: str = sys.executable
+        self.base_env: Mapping[str, str] = os.environ
         self.process: subprocess.Popen | None = None
         self._log: BinaryIO | None = None
 
     def start(self) -> Service:
         self._log = self.log_path.open("ab") if self.log_path else None
         self.process = subprocess.Popen(
-            [sys.executable, *self.args],
+            [self.python, *self.args],
             cwd=REPO,
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log else None,
-            env={**os.environ, "PYTHONPATH": str(REPO), **self.env},
+            env={**self.base_env, "PYTHONPATH": str(REPO), **self.env},
         )
         return self
 
