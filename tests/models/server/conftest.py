@@ -6,12 +6,33 @@ import sys
 import grpc
 import numpy as np
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from local_mode.processes import ModelServer
+from models.server.settings import DEFAULT_PROMETHEUS_PATH
 from protocol.generated import tfs_predict_pb2_grpc
 from tests.conftest import REPO
 
 MOBILENET = "mobilenet_v3_large"
+PROCESSED = ":tensorflow:serving:batching_session:processed_batch_size"
+
+
+def scrape(server: ModelServer) -> dict:
+    """The server's metrics page as {(sample name, sorted labels): value}."""
+    response = requests.get(f"{server.rest}{DEFAULT_PROMETHEUS_PATH}", timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/plain"
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def moved(before: dict, after: dict, name: str, **labels: str) -> float:
+    """How far the sample ``name{labels}`` moved between two scrapes."""
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0) - before.get(key, 0)
 
 
 def run_server(env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:

@@ -15,9 +15,8 @@ from local_mode.processes import ModelServer
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2_grpc
 from tests.conftest import REPO
-from tests.models.server.conftest import MOBILENET, run_server
+from tests.models.server.conftest import MOBILENET, PROCESSED, moved, run_server, scrape
 from tests.models.server.test_grpc_service import request
-from tests.models.server.test_instrumentation import scrape
 
 # One batch thread and one batch in the queue; an open batch waits up to 2 s for company, so
 # requests sent together share one interpreter call however slow the machine.
@@ -28,7 +27,6 @@ max_enqueued_batches { value: 1 }
 num_batch_threads { value: 1 }
 allowed_batch_sizes: [1, 2, 4]
 """
-PROCESSED = ":tensorflow:serving:batching_session:processed_batch_size"
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +65,7 @@ def rest_predict(server: ModelServer, images: np.ndarray) -> requests.Response:
 
 def batches(before: dict, after: dict) -> tuple[float, float]:
     """How many batches the interpreter ran between two scrapes, and how many images they held."""
-    return tuple(
-        after.get((f"{PROCESSED}_{part}", ()), 0) - before.get((f"{PROCESSED}_{part}", ()), 0)
-        for part in ("count", "sum")
-    )
+    return moved(before, after, f"{PROCESSED}_count"), moved(before, after, f"{PROCESSED}_sum")
 
 
 def test_concurrent_grpc_requests_share_one_interpreter_call(batching, batching_stub, reference):

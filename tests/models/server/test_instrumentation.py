@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import grpc
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from local_mode.processes import ModelServer
 from models.server.settings import DEFAULT_PROMETHEUS_PATH
 from protocol.generated import tfs_predict_pb2, tfs_predict_pb2_grpc
 from tests.conftest import REPO
-from tests.models.server.conftest import MOBILENET
+from tests.models.server.conftest import MOBILENET, moved, scrape
 from tests.models.server.test_grpc_service import request
 
 
@@ -21,16 +22,6 @@ def monitored(exported_models, tmp_path_factory):
     config = REPO / "models" / "primary" / "monitoring.config"
     with ModelServer(exported_models, MOBILENET, log, INTERPRETERS="2", MONITORING_CONFIG_FILE=str(config)) as running:
         yield running.start()
-
-
-def scrape(server: ModelServer) -> dict:
-    response = requests.get(f"{server.rest}{DEFAULT_PROMETHEUS_PATH}", timeout=10)
-    assert response.status_code == 200 and response.headers["Content-Type"] == "text/plain"
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(response.text)
-        for s in family.samples
-    }
 
 
 def test_a_real_server_counts_grpc_and_rest_requests_by_tfserving_status(monitored, images):
@@ -46,9 +37,7 @@ def test_a_real_server_counts_grpc_and_rest_requests_by_tfserving_status(monitor
     assert requests.post(f"{monitored.rest}/v1/models/{MOBILENET}:predict", json={}, timeout=10).status_code == 400
     after = scrape(monitored)
 
-    def delta(name: str, **labels: str) -> float:
-        key = (name, tuple(sorted(labels.items())))
-        return after.get(key, 0) - before.get(key, 0)
+    delta = partial(moved, before, after)
 
     count = ":tensorflow:serving:request_count_total"  # the parser's name; the exposition has no _total
     assert delta(count, model_name=MOBILENET, status="OK") == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import grpc
 import numpy as np
 import pytest
@@ -10,11 +12,8 @@ from local_mode.processes import ModelServer
 from protocol import tensors
 from protocol.generated import tfs_predict_pb2_grpc
 from tests.conftest import REPO
-from tests.models.server.conftest import MOBILENET
+from tests.models.server.conftest import MOBILENET, PROCESSED, moved, scrape
 from tests.models.server.test_grpc_service import request
-from tests.models.server.test_instrumentation import scrape
-
-PROCESSED = ":tensorflow:serving:batching_session:processed_batch_size"
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +40,7 @@ def test_a_batch_over_the_execution_size_runs_in_parts_with_the_same_answers(spl
     assert got.shape == (5, 1000)
     np.testing.assert_allclose(got, reference(images), atol=1e-5)  # each part's answer kept, in order
 
-    def delta(name: str, **labels: str) -> float:
-        key = (name, tuple(sorted(labels.items())))
-        return after.get(key, 0) - before.get(key, 0)
+    delta = partial(moved, before, after)
 
     assert delta(f"{PROCESSED}_count") == 3 and delta(f"{PROCESSED}_sum") == 5  # calls of 2, 2 and 1
     # A size lands in the first bucket whose limit exceeds it (TF-Serving's Sampler): one call under 2
