@@ -57,13 +57,10 @@ def _folders(root: Path, proc_cgroup: Path) -> list[Path]:
     hierarchies += [(root, "/"), (root / "cpu", "/"), (root / "cpu,cpuacct", "/")]
     folders: list[Path] = []
     for mount, path in hierarchies:
-        folder = mount / path.strip("/")
-        while True:
+        inner = Path(path.strip("/"))
+        for folder in (mount / part for part in (inner, *inner.parents)):
             if folder not in folders and folder.is_dir():
                 folders.append(folder)
-            if folder == mount:
-                break
-            folder = folder.parent
     return folders
 
 
